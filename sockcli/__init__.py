@@ -1,0 +1,89 @@
+"""sockcli: inter-process messaging over Unix domain sockets and TCP.
+
+A hub (:func:`create_server`) serves one named event; clients (:func:`create_client`) send it
+messages, which it relays to every other subscriber. Importing this package is cheap: the
+transports load on first use and the configuration (pydantic, dynaconf) only when needed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from sockcli.exceptions import (
+    ConnectionError,
+    MaxConnectionsError,
+    MessageError,
+    SocketError,
+    TimeoutError,
+    ValidationError,
+)
+from sockcli.types import MessageType, SocketMessage, SocketType
+
+if TYPE_CHECKING:
+    from sockcli.client import SocketClient
+    from sockcli.config.models import Settings, SocketConfig, TcpSocketConfig, UnixSocketConfig
+    from sockcli.config.settings import load_settings
+    from sockcli.factory import create_client, create_server
+    from sockcli.server import ClientInfo, SocketServer
+    from sockcli.tcp import TcpSocketClient, TcpSocketServer
+    from sockcli.unix import UnixSocketClient, UnixSocketServer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ClientInfo",
+    "ConnectionError",
+    "MaxConnectionsError",
+    "MessageError",
+    "MessageType",
+    "Settings",
+    "SocketClient",
+    "SocketConfig",
+    "SocketError",
+    "SocketMessage",
+    "SocketServer",
+    "SocketType",
+    "TcpSocketClient",
+    "TcpSocketConfig",
+    "TcpSocketServer",
+    "TimeoutError",
+    "UnixSocketClient",
+    "UnixSocketConfig",
+    "UnixSocketServer",
+    "ValidationError",
+    "__version__",
+    "create_client",
+    "create_server",
+    "load_settings",
+]
+
+_LAZY = {
+    "SocketClient": "sockcli.client",
+    "SocketServer": "sockcli.server",
+    "ClientInfo": "sockcli.server",
+    "UnixSocketServer": "sockcli.unix",
+    "UnixSocketClient": "sockcli.unix",
+    "TcpSocketServer": "sockcli.tcp",
+    "TcpSocketClient": "sockcli.tcp",
+    "create_server": "sockcli.factory",
+    "create_client": "sockcli.factory",
+    "Settings": "sockcli.config.models",
+    "SocketConfig": "sockcli.config.models",
+    "UnixSocketConfig": "sockcli.config.models",
+    "TcpSocketConfig": "sockcli.config.models",
+    "load_settings": "sockcli.config.settings",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sockcli' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

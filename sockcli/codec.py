@@ -1,0 +1,153 @@
+"""The wire codec: length-prefixed MessagePack frames, sans I/O.
+
+A frame is a 4-byte big-endian unsigned length N followed by N bytes holding one MessagePack
+map. :class:`Codec` is fed bytes with :meth:`Codec.receive_data` (``b""`` means end of stream)
+and hands back frames from :meth:`Codec.next_event`; :meth:`Codec.send` turns a frame into
+bytes. It imports no socket: both transports, the hub and the client share it, and the tests
+feed it one byte at a time.
+
+The size limit is enforced on the length prefix, before any of the frame is buffered, so a peer
+announcing gigabytes costs four bytes of memory.
+"""
+
+from __future__ import annotations
+
+import struct
+from enum import Enum
+from typing import Any, Final
+
+import msgpack
+
+from sockcli.exceptions import MessageError
+from sockcli.frames import ErrorCode, Frame, frame_from_map, frame_to_map
+
+__all__ = ["CLOSED", "DEFAULT_MAX_FRAME_SIZE", "HEADER_SIZE", "NEED_DATA", "Codec", "Sentinel"]
+
+_HEADER: Final = struct.Struct(">I")
+HEADER_SIZE: Final = _HEADER.size
+DEFAULT_MAX_FRAME_SIZE: Final = 65536
+
+
+class Sentinel(Enum):
+    """What :meth:`Codec.next_event` returns when it has no frame to give."""
+
+    NEED_DATA = "need_data"
+    CLOSED = "closed"
+
+
+NEED_DATA: Final = Sentinel.NEED_DATA
+CLOSED: Final = Sentinel.CLOSED
+
+
+def _refuse_ext(code: int, data: bytes) -> Any:
+    raise MessageError(f"extension type {code} is not allowed", code=ErrorCode.INVALID_MESSAGE)
+
+
+class Codec:
+    """Frames in, bytes out, for one connection; not thread-safe (one per direction is fine)."""
+
+    def __init__(self, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+        if max_frame_size < 64:
+            raise ValueError("max_frame_size must be at least 64 bytes")
+        self.max_frame_size = max_frame_size
+        self._buffer = bytearray()
+        self._eof = False
+        self._packer = msgpack.Packer(use_bin_type=True)
+
+    # -- receiving ------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Append bytes read from the peer; ``b""`` records the end of the stream."""
+        if self._eof and data:
+            raise RuntimeError("received data after end of stream")
+        if data:
+            self._buffer += data
+        else:
+            self._eof = True
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned as frames."""
+        return len(self._buffer)
+
+    def next_event(self) -> Frame | Sentinel:
+        """Return the next complete frame, NEED_DATA, or CLOSED after a clean end of stream.
+
+        Raises MessageError (``code`` says why) for an oversized or malformed frame, or for a
+        stream that ends inside a frame; the connection cannot be resumed after that.
+        """
+        m = self.next_map()
+        if isinstance(m, Sentinel):
+            return m
+        return frame_from_map(m)
+
+    def next_map(self) -> Any:
+        """Like :meth:`next_event` but returns the raw decoded map (used to relay cheaply)."""
+        buf = self._buffer
+        if len(buf) < HEADER_SIZE:
+            return self._starved()
+        (size,) = _HEADER.unpack_from(buf)
+        if size > self.max_frame_size:
+            raise MessageError(
+                f"frame of {size} bytes exceeds the limit of {self.max_frame_size} bytes",
+                code=ErrorCode.FRAME_TOO_LARGE,
+            )
+        end = HEADER_SIZE + size
+        if len(buf) < end:
+            return self._starved()
+        payload = bytes(buf[HEADER_SIZE:end])
+        del buf[:end]
+        return self._unpack(payload)
+
+    def _starved(self) -> Sentinel:
+        if not self._eof:
+            return NEED_DATA
+        if self._buffer:
+            raise MessageError(
+                f"stream ended inside a frame ({len(self._buffer)} bytes pending)",
+                code=ErrorCode.MALFORMED,
+            )
+        return CLOSED
+
+    def _unpack(self, payload: bytes) -> Any:
+        limit = self.max_frame_size
+        try:
+            return msgpack.unpackb(
+                payload,
+                raw=False,
+                strict_map_key=True,
+                use_list=True,
+                ext_hook=_refuse_ext,
+                timestamp=0,
+                max_str_len=limit,
+                max_bin_len=limit,
+                max_array_len=limit,
+                max_map_len=limit,
+                max_ext_len=limit,
+            )
+        except MessageError:
+            raise
+        except (ValueError, TypeError, msgpack.ExtraData, msgpack.StackError,
+                msgpack.FormatError, RecursionError) as exc:
+            # UnicodeDecodeError is a ValueError: invalid UTF-8 lands here too.
+            raise MessageError(f"malformed MessagePack: {exc}", code=ErrorCode.MALFORMED) from None
+
+    # -- sending --------------------------------------------------------------------------
+
+    def send(self, frame: Frame) -> bytes:
+        """The bytes of one frame; MessageError if it would exceed the size limit."""
+        return self.pack_map(frame_to_map(frame))
+
+    def pack_map(self, m: dict[str, Any]) -> bytes:
+        """The bytes of one frame given as a raw map."""
+        try:
+            payload = self._packer.pack(m)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise MessageError(f"cannot encode frame: {exc}") from None
+        if len(payload) > self.max_frame_size:
+            raise MessageError(
+                f"frame of {len(payload)} bytes exceeds the limit of "
+                f"{self.max_frame_size} bytes",
+                code=ErrorCode.FRAME_TOO_LARGE,
+            )
+        return _HEADER.pack(len(payload)) + payload

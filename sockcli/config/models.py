@@ -1,0 +1,141 @@
+"""Pydantic models of the settings, with the ranges that keep a hub safe and useful."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = ["Settings", "SocketConfig", "TcpSocketConfig", "UnixSocketConfig", "default_socket_dir"]
+
+
+def default_socket_dir() -> Path:
+    """``$XDG_RUNTIME_DIR/sockcli`` when that is set, else ``/tmp/sockcli-<uid>``."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        return Path(runtime) / "sockcli"
+    return Path(f"/tmp/sockcli-{os.getuid()}")
+
+
+_MODEL = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+Positive = Annotated[float, Field(gt=0, le=86400)]
+
+
+class SocketConfig(BaseModel):
+    """Settings every transport shares (the top level of settings.toml)."""
+
+    model_config = _MODEL
+
+    socket_dir: Path = Field(default_factory=default_socket_dir)
+    default_timeout: Positive = 5.0
+    buffer_size: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 65536
+    timezone: str = "local"
+    message_queue_size: Annotated[int, Field(ge=0, le=1_000_000)] = 100
+    blocking_mode: bool = False
+    allow_client_send: bool = True
+    auto_reconnect: bool = True
+    reconnect_max_delay: Positive = 0.5
+    receive_buffer_size: Annotated[int, Field(ge=1, le=1_000_000)] = 1024
+    send_buffer_limit: Annotated[int, Field(ge=64 * 1024, le=1024 * 1024 * 1024)] = 4 * 1024 * 1024
+    handshake_timeout: Positive = 5.0
+
+    @field_validator("socket_dir", mode="before")
+    @classmethod
+    def _empty_means_default(cls, value: Any) -> Any:
+        if value is None or value == "":
+            return default_socket_dir()
+        return Path(os.path.expanduser(str(value)))
+
+    @field_validator("socket_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        if not value.is_absolute():
+            raise ValueError("must be an absolute path")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from sockcli.exceptions import ValidationError
+        from sockcli.types import resolve_timezone
+
+        try:
+            resolve_timezone(value)
+        except ValidationError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
+class UnixSocketConfig(BaseModel):
+    """The ``[unix]`` section."""
+
+    model_config = _MODEL
+
+    max_connections: Annotated[int, Field(ge=1, le=100_000)] = 1024
+    socket_permissions: str = "0600"
+    auto_remove_socket: bool = True
+
+    @field_validator("socket_permissions", mode="before")
+    @classmethod
+    def _octal(cls, value: Any) -> str:
+        text = str(value).strip()
+        digits = text[2:] if text.lower().startswith("0o") else text
+        if not digits or any(c not in "01234567" for c in digits) or int(digits, 8) > 0o777:
+            raise ValueError("must be an octal mode from 0000 to 0777, such as \"0600\"")
+        return f"0{int(digits, 8):03o}"
+
+    @property
+    def mode(self) -> int:
+        """The permissions as an integer, for chmod."""
+        return int(self.socket_permissions, 8)
+
+
+class TcpSocketConfig(BaseModel):
+    """The ``[tcp]`` section."""
+
+    model_config = _MODEL
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 0
+    port_range_start: Annotated[int, Field(ge=1, le=65535)] = 47800
+    port_range_end: Annotated[int, Field(ge=1, le=65535)] = 47899
+    max_connections: Annotated[int, Field(ge=1, le=100_000)] = 1024
+
+    @field_validator("host")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _range_in_order(self) -> TcpSocketConfig:
+        if self.port_range_start > self.port_range_end:
+            raise ValueError(
+                f"port_range_start ({self.port_range_start}) must not exceed "
+                f"port_range_end ({self.port_range_end})"
+            )
+        return self
+
+
+class Settings(BaseModel):
+    """Everything a hub or client needs: the shared keys and both transport sections."""
+
+    model_config = _MODEL
+
+    socket: SocketConfig = Field(default_factory=SocketConfig)
+    unix: UnixSocketConfig = Field(default_factory=UnixSocketConfig)
+    tcp: TcpSocketConfig = Field(default_factory=TcpSocketConfig)
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with flat keyword overrides applied to whichever section owns each key.
+
+        ``max_connections`` applies to both transport sections. Unknown keys are a
+        ValidationError listing the accepted ones.
+        """
+        from sockcli.config.settings import apply_overrides
+
+        return apply_overrides(self, overrides)

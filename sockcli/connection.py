@@ -1,0 +1,89 @@
+"""One client connection as the hub holds it: its codec, its state and its outbound buffer."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections import deque
+from enum import Enum
+
+from sockcli.codec import Codec
+from sockcli.server import ClientInfo
+from sockcli.types import MessageType
+
+__all__ = ["Connection", "ConnectionState"]
+
+
+class ConnectionState(Enum):
+    HANDSHAKE = "handshake"  # accepted, waiting for hello
+    ACTIVE = "active"  # welcomed
+    CLOSING = "closing"  # told why it is dropped; flushing, then closed
+
+
+class Connection:
+    """Hub-side state of one client. Owned by the hub's loop thread only."""
+
+    __slots__ = (
+        "ack_seq",
+        "close_deadline",
+        "codec",
+        "connected_ms",
+        "fd",
+        "handshake_deadline",
+        "info",
+        "out",
+        "out_size",
+        "peer",
+        "sock",
+        "state",
+        "want_write",
+    )
+
+    def __init__(self, sock: socket.socket, peer: str, codec: Codec, handshake_timeout: float):
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.peer = peer
+        self.codec = codec
+        self.state = ConnectionState.HANDSHAKE
+        self.connected_ms = time.time_ns() // 1_000_000
+        self.handshake_deadline = time.monotonic() + handshake_timeout
+        self.close_deadline = 0.0
+        self.info: ClientInfo | None = None
+        self.out: deque[bytes | memoryview] = deque()
+        self.out_size = 0
+        self.want_write = False
+        #: Highest sequence number handled in the current read batch, acknowledged after it.
+        self.ack_seq: int | None = None
+
+    @property
+    def subscribed(self) -> bool:
+        return self.state is ConnectionState.ACTIVE and self.info is not None \
+            and self.info.subscribed
+
+    def accepts(self, message_type: MessageType) -> bool:
+        """Whether this subscriber's filter lets ``message_type`` through."""
+        info = self.info
+        return info is not None and (info.types is None or message_type in info.types)
+
+    def enqueue(self, data: bytes | memoryview) -> None:
+        self.out.append(data)
+        self.out_size += len(data)
+
+    def flush(self) -> bool:
+        """Write what the kernel takes now; True when the buffer is empty. Raises OSError."""
+        while self.out:
+            if len(self.out) > 1:
+                chunk = b"".join(self.out)
+                self.out.clear()
+                self.out.append(chunk)
+            chunk = self.out[0]
+            try:
+                sent = self.sock.send(chunk)
+            except (BlockingIOError, InterruptedError):
+                return False
+            self.out_size -= sent
+            if sent < len(chunk):
+                self.out[0] = memoryview(chunk)[sent:]  # no copy of a large remainder
+                return False
+            self.out.popleft()
+        return True

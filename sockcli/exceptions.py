@@ -1,0 +1,49 @@
+"""The error hierarchy: everything sockcli raises on purpose is a :class:`SocketError`.
+
+Transports translate :class:`OSError` into these at the boundary (``raise ... from exc``), so a
+caller never has to know errno values. :class:`ConnectionError` and :class:`TimeoutError` also
+derive from the built-ins of the same name, so ``except TimeoutError`` works whichever one the
+caller had in mind.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+__all__ = [
+    "ConnectionError",
+    "MaxConnectionsError",
+    "MessageError",
+    "SocketError",
+    "TimeoutError",
+    "ValidationError",
+]
+
+
+class SocketError(Exception):
+    """Base class of every error sockcli raises on purpose."""
+
+
+class ConnectionError(SocketError, builtins.ConnectionError):  # noqa: A001
+    """No hub to talk to: not running, refused, or the connection was lost."""
+
+
+class MessageError(SocketError):
+    """A frame or message was malformed, too large, or refused by the hub."""
+
+    def __init__(self, message: str, *, code: str = "invalid_message") -> None:
+        super().__init__(message)
+        #: Machine-readable reason, the ``code`` of the protocol's error frame.
+        self.code = code
+
+
+class ValidationError(SocketError, ValueError):
+    """A name, setting or argument breaks a documented rule; the text states the rule."""
+
+
+class TimeoutError(SocketError, builtins.TimeoutError):  # noqa: A001
+    """An operation did not complete within its timeout."""
+
+
+class MaxConnectionsError(ConnectionError):
+    """The hub already holds ``max_connections`` clients and refused this one."""

@@ -1,0 +1,119 @@
+"""TCP transport: loopback by default, a port from the configured range."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import time
+from typing import Any
+
+from sockcli.exceptions import ConnectionError, ValidationError
+from sockcli.hub import HubServer
+from sockcli.hubclient import HubAbsentError, HubClient
+from sockcli.runtime import HubRecord, check_socket_dir, read_record
+from sockcli.types import SocketType
+
+__all__ = ["TcpSocketClient", "TcpSocketServer"]
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+class TcpSocketServer(HubServer):
+    """A hub on ``host``: the given ``port``, else the first free one of the range."""
+
+    transport = SocketType.TCP
+
+    def __init__(self, event_name: str, **kwargs: Any) -> None:
+        super().__init__(event_name, **kwargs)
+        self.tcp_config = self.settings.tcp
+        self.port: int | None = None
+
+    @property
+    def max_connections(self) -> int:
+        return int(self.tcp_config.max_connections)
+
+    def _ports(self) -> range:
+        cfg = self.tcp_config
+        if cfg.port:
+            return range(cfg.port, cfg.port + 1)
+        return range(cfg.port_range_start, cfg.port_range_end + 1)
+
+    def _bind(self) -> tuple[socket.socket, HubRecord]:
+        host = self.tcp_config.host
+        ports = self._ports()
+        for port in ports:
+            sock = socket.socket(_family(host), socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+                sock.listen(socket.SOMAXCONN)
+            except OSError as exc:
+                sock.close()
+                if exc.errno == errno.EADDRINUSE:
+                    continue
+                raise ConnectionError(f"cannot listen on {host}:{port}: "
+                                      f"{exc.strerror or exc}") from exc
+            self.port = port
+            record = HubRecord(event_name=self.event_name, transport=SocketType.TCP,
+                               pid=os.getpid(), started_ms=time.time_ns() // 1_000_000,
+                               host=host, port=port)
+            return sock, record
+        what = f"port {ports[0]}" if len(ports) == 1 else \
+            f"every port from {ports[0]} to {ports[-1]}"
+        raise ConnectionError(f"cannot listen on {host}: {what} is in use (set tcp.port or "
+                              "widen port_range_start/port_range_end)")
+
+    def _peer_info(self, sock: socket.socket, addr: Any) -> tuple[str, dict[str, int]]:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small frames, no Nagle
+        return f"{addr[0]}:{addr[1]}", {}
+
+
+class TcpSocketClient(HubClient):
+    """A client of a TCP hub: at ``host``/``port`` if given, else found by event name in the
+    local runtime directory."""
+
+    transport = SocketType.TCP
+
+    def __init__(self, event_name: str, *, host: str | None = None, port: int | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(event_name, **kwargs)
+        if port is not None and not 1 <= port <= 65535:
+            raise ValidationError(f"invalid port {port}: it must be from 1 to 65535")
+        if host is not None and port is None:
+            raise ValidationError("a host needs a port too")
+        self.host = host
+        self.port = port
+
+    @property
+    def address(self) -> str:
+        if self.port is not None:
+            return f"{self.host or '127.0.0.1'}:{self.port}"
+        return f"the record of {self.event_name!r} in {self.config.socket_dir}"
+
+    def _target(self) -> tuple[str, int]:
+        if self.port is not None:
+            return self.host or "127.0.0.1", self.port
+        check_socket_dir(self.config.socket_dir)
+        record = read_record(self.config.socket_dir, self.event_name)
+        if record is None or record.transport is not SocketType.TCP or record.port is None:
+            raise HubAbsentError(f"no TCP hub is running for event {self.event_name!r} (no "
+                                 f"record in {self.config.socket_dir})")
+        return record.host or "127.0.0.1", record.port
+
+    def _open_socket(self, timeout: float) -> socket.socket:
+        host, port = self._target()
+        try:
+            sock = socket.create_connection((host, port), timeout=timeout)
+        except ConnectionRefusedError as exc:
+            raise HubAbsentError(f"no hub is listening on {host}:{port} for event "
+                                 f"{self.event_name!r}") from exc
+        except socket.timeout as exc:
+            raise HubAbsentError(f"{host}:{port} did not answer in time") from exc
+        except OSError as exc:
+            raise ConnectionError(f"cannot connect to {host}:{port}: "
+                                  f"{exc.strerror or exc}") from exc
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock

@@ -1,0 +1,132 @@
+"""Unix domain socket transport: a socket file in the private runtime directory."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import stat
+import struct
+import time
+from pathlib import Path
+from typing import Any
+
+from sockcli.exceptions import ConnectionError, SocketError
+from sockcli.hub import HubServer
+from sockcli.hubclient import HubAbsentError, HubClient
+from sockcli.runtime import HubRecord, check_socket_dir, socket_path
+from sockcli.types import SocketType
+
+__all__ = ["UnixSocketClient", "UnixSocketServer"]
+
+_CREDS = struct.Struct("3i")  # struct ucred: pid, uid, gid
+
+
+class UnixSocketServer(HubServer):
+    """A hub listening on ``{socket_dir}/{event_name}.sock``."""
+
+    transport = SocketType.UNIX
+
+    def __init__(self, event_name: str, **kwargs: Any) -> None:
+        super().__init__(event_name, **kwargs)
+        self.unix_config = self.settings.unix
+        # Checked now, so that a too-long path fails at construction, not at start().
+        self.socket_path = socket_path(self.config.socket_dir, self.event_name)
+        self._inode: tuple[int, int] | None = None
+
+    @property
+    def max_connections(self) -> int:
+        return int(self.unix_config.max_connections)
+
+    def _bind(self) -> tuple[socket.socket, HubRecord]:
+        path = self.socket_path
+        # We hold the event's lock, so whatever is at the path was left by a dead hub.
+        self._remove_stale(path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(str(path))
+            os.chmod(path, self.unix_config.mode)
+            sock.listen(socket.SOMAXCONN)
+        except OSError as exc:
+            sock.close()
+            raise ConnectionError(f"cannot listen on {path}: {exc.strerror or exc}") from exc
+        st = os.stat(path)
+        self._inode = (st.st_dev, st.st_ino)
+        record = HubRecord(event_name=self.event_name, transport=SocketType.UNIX,
+                           pid=os.getpid(), started_ms=time.time_ns() // 1_000_000,
+                           path=str(path))
+        return sock, record
+
+    def _remove_stale(self, path: Path) -> None:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISSOCK(st.st_mode):
+            raise SocketError(f"{path} exists and is not a socket: remove it or choose another "
+                              "socket_dir")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.settimeout(1.0)
+            probe.connect(str(path))
+        except OSError as exc:
+            if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT):
+                raise SocketError(f"cannot probe existing socket {path}: {exc.strerror}") \
+                    from exc
+        else:
+            raise SocketError(f"a hub for event {self.event_name!r} is already running on "
+                              f"{path}")
+        finally:
+            probe.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+    def _cleanup_address(self) -> None:
+        if not self.unix_config.auto_remove_socket or self._inode is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            st = os.stat(self.socket_path)
+            if (st.st_dev, st.st_ino) == self._inode:  # never remove a successor's socket
+                os.unlink(self.socket_path)
+
+    def _peer_info(self, sock: socket.socket, addr: Any) -> tuple[str, dict[str, int]]:
+        try:
+            pid, uid, gid = _CREDS.unpack(
+                sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CREDS.size))
+        except OSError:
+            return str(self.socket_path), {}
+        return f"pid {pid}", {"pid": pid, "uid": uid, "gid": gid}
+
+
+class UnixSocketClient(HubClient):
+    """A client of the hub at ``{socket_dir}/{event_name}.sock``."""
+
+    transport = SocketType.UNIX
+
+    def __init__(self, event_name: str, *, path: str | os.PathLike[str] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(event_name, **kwargs)
+        self.socket_path = Path(path) if path is not None else \
+            socket_path(self.config.socket_dir, self.event_name)
+
+    @property
+    def address(self) -> str:
+        return str(self.socket_path)
+
+    def _open_socket(self, timeout: float) -> socket.socket:
+        check_socket_dir(self.socket_path.parent)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(self.socket_path))
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            sock.close()
+            raise HubAbsentError(
+                f"no hub is running for event {self.event_name!r} (nothing listens on "
+                f"{self.socket_path})") from exc
+        except OSError as exc:
+            sock.close()
+            raise ConnectionError(f"cannot connect to {self.socket_path}: "
+                                  f"{exc.strerror or exc}") from exc
+        return sock
