@@ -141,7 +141,7 @@ class Codec:
     def pack_map(self, m: dict[str, Any]) -> bytes:
         """The bytes of one frame given as a raw map."""
         try:
-            payload = self._packer.pack(m)
+            payload: bytes = self._packer.pack(m)
         except (TypeError, ValueError, OverflowError) as exc:
             raise MessageError(f"cannot encode frame: {exc}") from None
         if len(payload) > self.max_frame_size:

@@ -60,6 +60,10 @@ class Connection:
         return self.state is ConnectionState.ACTIVE and self.info is not None \
             and self.info.subscribed
 
+    @property
+    def closing(self) -> bool:
+        return self.state is ConnectionState.CLOSING
+
     def accepts(self, message_type: MessageType) -> bool:
         """Whether this subscriber's filter lets ``message_type`` through."""
         info = self.info
@@ -73,9 +77,9 @@ class Connection:
         """Write what the kernel takes now; True when the buffer is empty. Raises OSError."""
         while self.out:
             if len(self.out) > 1:
-                chunk = b"".join(self.out)
+                joined = b"".join(self.out)
                 self.out.clear()
-                self.out.append(chunk)
+                self.out.append(joined)
             chunk = self.out[0]
             try:
                 sent = self.sock.send(chunk)

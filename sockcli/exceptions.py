@@ -24,7 +24,7 @@ class SocketError(Exception):
     """Base class of every error sockcli raises on purpose."""
 
 
-class ConnectionError(SocketError, builtins.ConnectionError):  # noqa: A001
+class ConnectionError(SocketError, builtins.ConnectionError):
     """No hub to talk to: not running, refused, or the connection was lost."""
 
 
@@ -41,7 +41,7 @@ class ValidationError(SocketError, ValueError):
     """A name, setting or argument breaks a documented rule; the text states the rule."""
 
 
-class TimeoutError(SocketError, builtins.TimeoutError):  # noqa: A001
+class TimeoutError(SocketError, builtins.TimeoutError):
     """An operation did not complete within its timeout."""
 
 

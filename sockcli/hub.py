@@ -367,14 +367,14 @@ class HubServer(SocketServer):
             return  # discard: we are only waiting for the peer to read our last words
         conn.codec.receive_data(data)
         try:
-            while conn.state is not ConnectionState.CLOSING:
+            while not conn.closing:
                 event = conn.codec.next_event()
                 if event is NEED_DATA:
                     break
                 if event is CLOSED:
                     self._close(conn)
                     return
-                self._handle(conn, event)  # type: ignore[arg-type]
+                self._handle(conn, event)
         except MessageError as exc:
             self._stats.rejected += 1
             self._drop(conn, fr.ErrorFrame(code=exc.code, reason=str(exc), fatal=True))

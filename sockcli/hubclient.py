@@ -8,6 +8,7 @@ the hub goes away. Senders write under a lock from any thread.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import logging
 import math
@@ -267,7 +268,7 @@ class HubClient(SocketClient):
             raise ConnectionError(f"hub {self._event_name!r} sent a bad frame: {exc}") from exc
         except SocketError:
             raise  # ours; note that ConnectionError and TimeoutError are OSErrors too
-        except socket.timeout as exc:
+        except builtins.TimeoutError as exc:
             raise TimeoutError(f"hub {self._event_name!r} did not answer the handshake in "
                                "time") from exc
         except OSError as exc:
@@ -376,7 +377,7 @@ class HubClient(SocketClient):
                         break
                     if event is CLOSED:
                         return
-                    if not self._dispatch(event):  # type: ignore[arg-type]
+                    if not self._dispatch(event):
                         return
             except MessageError as exc:
                 log.warning("bad frame from hub %s: %s", self._event_name, exc)

@@ -203,7 +203,7 @@ def _live_record(path: Path) -> HubRecord | None:
             if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
                 return None
             # Locked: a live hub owns it.
-            with open(fd, "r", closefd=False) as fh:
+            with open(fd, closefd=False) as fh:
                 return HubRecord.from_json(fh.read())
         fcntl.flock(fd, fcntl.LOCK_UN)  # nobody holds it: stale record of a dead hub
         return None

@@ -110,7 +110,7 @@ class TcpSocketClient(HubClient):
         except ConnectionRefusedError as exc:
             raise HubAbsentError(f"no hub is listening on {host}:{port} for event "
                                  f"{self.event_name!r}") from exc
-        except socket.timeout as exc:
+        except TimeoutError as exc:
             raise HubAbsentError(f"{host}:{port} did not answer in time") from exc
         except OSError as exc:
             raise ConnectionError(f"cannot connect to {host}:{port}: "

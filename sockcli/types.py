@@ -6,7 +6,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from enum import Enum
+from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
@@ -27,7 +27,7 @@ EVENT_NAME_RULE = r"^[A-Za-z0-9_-]{1,64}$"
 _EVENT_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
-class MessageType(str, Enum):
+class MessageType(StrEnum):
     """The channel a message travels on; subscribers filter on it at the hub."""
 
     DATA = "data"
@@ -48,7 +48,7 @@ class MessageType(str, Enum):
             ) from None
 
 
-class SocketType(str, Enum):
+class SocketType(StrEnum):
     """The transport a hub listens on."""
 
     UNIX = "unix"

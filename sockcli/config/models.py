@@ -138,4 +138,5 @@ class Settings(BaseModel):
         """
         from sockcli.config.settings import apply_overrides
 
-        return apply_overrides(self, overrides)
+        result: Settings = apply_overrides(self, overrides)
+        return result

@@ -1,0 +1,81 @@
+"""Fixtures: a private short socket directory, a clean environment, hubs and clients of both
+transports that are always stopped."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sockcli import SocketClient, SocketServer, create_client, create_server
+from sockcli.config.settings import reset_settings_cache
+from tests.helpers import short_tmp_dir
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No SOCKCLI_* variables and no user settings file leak in from the developer's shell."""
+    for key in list(os.environ):
+        if key.startswith("SOCKCLI_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    reset_settings_cache()
+    yield
+    reset_settings_cache()
+
+
+@pytest.fixture
+def sock_dir() -> Iterator[Path]:
+    """A 0700 directory under /tmp: AF_UNIX paths must stay under 108 bytes."""
+    path = short_tmp_dir()
+    os.chmod(path, 0o700)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(params=["unix", "tcp"])
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make_hub(transport: str, sock_dir: Path) -> Iterator[Callable[..., SocketServer]]:
+    """``make_hub(event="ev", **settings)``: a started hub, stopped at teardown."""
+    hubs: list[SocketServer] = []
+
+    def make(event: str = "ev", *, start: bool = True, **kwargs: Any) -> SocketServer:
+        kwargs.setdefault("socket_dir", sock_dir)
+        kwargs.setdefault("timezone", "UTC")
+        hub = create_server(transport, event, **kwargs)
+        hubs.append(hub)
+        if start:
+            hub.start(blocking=False)
+        return hub
+
+    yield make
+    for hub in hubs:
+        hub.stop()
+
+
+@pytest.fixture
+def make_client(transport: str, sock_dir: Path) -> Iterator[Callable[..., SocketClient]]:
+    """``make_client(event="ev", connect=True, **kwargs)``: a client, disconnected at teardown."""
+    clients: list[SocketClient] = []
+
+    def make(event: str = "ev", *, connect: bool = True, timeout: float = 5.0,
+             **kwargs: Any) -> SocketClient:
+        kwargs.setdefault("socket_dir", sock_dir)
+        kwargs.setdefault("timezone", "UTC")
+        client = create_client(transport, event, **kwargs)
+        clients.append(client)
+        if connect:
+            client.connect(timeout=timeout)
+        return client
+
+    yield make
+    for client in clients:
+        client.disconnect()
