@@ -4,9 +4,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test lint typecheck unit clean
+.PHONY: help venv demo test lint unit clean
 
 help:
+	@echo "make demo   - create $(VENV), start a hub, a listener and a sender, show messages flowing"
 	@echo "make test   - create $(VENV), install sockcli with its test extras, lint, type-check, run the suite"
 	@echo "make lint   - ruff and mypy (strict) only"
 	@echo "make clean  - remove $(VENV) and build artefacts"
@@ -19,6 +20,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python examples/demo.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check sockcli tests
