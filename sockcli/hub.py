@@ -197,6 +197,10 @@ class HubServer(SocketServer):
         if threading.get_ident() != self._loop_ident:
             self._stopped.wait(timeout)
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the hub has stopped and cleaned up; False if ``timeout`` passed first."""
+        return self._stopped.wait(timeout)
+
     def send(self, message: SocketMessage, client_id: str | None = None) -> None:
         if not self._running or self._stopping:
             raise SocketError(f"hub for {self._event_name!r} is not running")

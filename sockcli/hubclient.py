@@ -167,6 +167,13 @@ class HubClient(SocketClient):
         if wait:
             self._wait_settled(seq, deadline)
 
+    def check(self) -> None:
+        """Raise the first refusal the hub has sent so far (MessageError), without waiting."""
+        with self._cond:
+            failed = self._first_failure(self._next_seq)
+        if failed is not None:
+            raise failed
+
     def flush(self, timeout: float | None = None) -> None:
         budget = self.config.default_timeout if timeout is None else timeout
         self._wait_settled(self._next_seq, time.monotonic() + budget)
@@ -233,12 +240,12 @@ class HubClient(SocketClient):
                 except BaseException:
                     sock.close()
                     raise
-            except HubAbsentError as exc:
+            except HubAbsentError:
                 if self._closed.is_set():
                     raise ConnectionError("the client is disconnected") from None
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise ConnectionError(str(exc)) from None
+                    raise
                 self._closed.wait(min(delay, remaining))
                 delay = min(delay * 2, self.config.reconnect_max_delay)
 

@@ -18,7 +18,7 @@ from sockcli.hubclient import HubAbsentError, HubClient
 from sockcli.runtime import HubRecord, check_socket_dir, socket_path
 from sockcli.types import SocketType
 
-__all__ = ["UnixSocketClient", "UnixSocketServer"]
+__all__ = ["UnixSocketClient", "UnixSocketServer", "open_unix_socket"]
 
 _CREDS = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
@@ -115,18 +115,22 @@ class UnixSocketClient(HubClient):
         return str(self.socket_path)
 
     def _open_socket(self, timeout: float) -> socket.socket:
-        check_socket_dir(self.socket_path.parent)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
-        try:
-            sock.connect(str(self.socket_path))
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
-            sock.close()
-            raise HubAbsentError(
-                f"no hub is running for event {self.event_name!r} (nothing listens on "
-                f"{self.socket_path})") from exc
-        except OSError as exc:
-            sock.close()
-            raise ConnectionError(f"cannot connect to {self.socket_path}: "
-                                  f"{exc.strerror or exc}") from exc
-        return sock
+        return open_unix_socket(self.socket_path, timeout, self.event_name)
+
+
+def open_unix_socket(path: Path, timeout: float, event_name: str) -> socket.socket:
+    """Connect to the hub socket at ``path``; HubAbsentError when nothing listens there."""
+    check_socket_dir(path.parent)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(str(path))
+    except (FileNotFoundError, ConnectionRefusedError) as exc:
+        sock.close()
+        raise HubAbsentError(
+            f"no hub is running for event {event_name!r} (nothing listens on {path})"
+        ) from exc
+    except OSError as exc:
+        sock.close()
+        raise ConnectionError(f"cannot connect to {path}: {exc.strerror or exc}") from exc
+    return sock

@@ -1,0 +1,7 @@
+"""``python -m sockcli``: the command line."""
+
+import sys
+
+from sockcli.cli import main
+
+sys.exit(main())

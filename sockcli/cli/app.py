@@ -1,0 +1,70 @@
+"""The ``sockcli`` command group: global options, and the commands loaded on demand."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from sockcli import __version__
+from sockcli.cli.state import CliState
+
+__all__ = ["cli"]
+
+# name -> "module:attribute"; importing only the command that runs keeps start-up short.
+COMMANDS = {
+    "serve": "sockcli.cli.serve:serve",
+    "send": "sockcli.cli.send:send",
+    "listen": "sockcli.cli.listen:listen",
+    "list": "sockcli.cli.list_cmd:list_hubs",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported when they are used (or listed in --help)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attribute = target.split(":")
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"],
+                                              "max_content_width": 100})
+@click.version_option(__version__, "-V", "--version", prog_name="sockcli")
+@click.option("-v", "--verbose", count=True, help="Say more on stderr (repeat for debug logs).")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing on stderr but errors.")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), metavar="FILE",
+              envvar="SOCKCLI_CONFIG", help="Settings file to use instead of "
+              "$XDG_CONFIG_HOME/sockcli/settings.toml.")
+@click.option("--socket-dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Where hubs keep their sockets [default: $XDG_RUNTIME_DIR/sockcli].")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool, config_file: str | None,
+        socket_dir: str | None) -> None:
+    """Messaging between processes for shell scripts: hubs, senders and listeners.
+
+    \b
+      sockcli serve wallpaper_change &          # a hub for one named event
+      some-pipeline | sockcli send --lines      # publish JSON messages
+      sockcli listen --type error               # print them as JSON lines
+      sockcli list                              # the running hubs
+
+    Exit status: 0 success, 1 failure, 2 usage, 64 no event to pick, 65 bad input data,
+    68 unknown --to recipient, 69 no hub, 75 not acknowledged, 77 hub refuses clients'
+    messages, 78 bad configuration, 124 listen --timeout before --count, 130 interrupted.
+    See 'man sockcli'.
+    """
+    state = CliState(config_file=config_file, socket_dir=socket_dir, verbose=verbose,
+                     quiet=quiet, debug=debug)
+    state.configure_logging()
+    ctx.obj = state
+
+

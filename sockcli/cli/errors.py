@@ -1,0 +1,116 @@
+"""Exit codes, and the one place where library errors become them.
+
+Every failure leaves as one line on stderr and a documented exit status (README, man page):
+
+=====  ==========================================================================
+code   meaning
+=====  ==========================================================================
+0      success (send: every message acknowledged by the hub)
+1      any other failure (for example: a hub for the event is already running)
+2      bad command-line usage
+64     no EVENT given and not exactly one hub running to pick (EX_USAGE)
+65     input that is not a JSON object, or too large a message (EX_DATAERR)
+68     ``send --to NAME``: no listener of that name is connected (EX_NOHOST)
+69     no hub is running for the event, or it is full (EX_UNAVAILABLE)
+75     the hub went away before acknowledging a message; retry (EX_TEMPFAIL)
+77     the hub refuses messages from clients (EX_NOPERM)
+78     invalid configuration: a settings file, variable or option (EX_CONFIG)
+124    ``listen --timeout`` ran out before ``--count`` messages arrived
+130    interrupted (Ctrl-C)
+=====  ==========================================================================
+"""
+
+from __future__ import annotations
+
+from typing import IO, Any
+
+import click
+
+from sockcli.exceptions import (
+    ConnectionError,
+    MaxConnectionsError,
+    MessageError,
+    SocketError,
+    TimeoutError,
+    ValidationError,
+)
+
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "CliError",
+    "ConfigError",
+    "DataError",
+    "NoEventError",
+    "NoHubError",
+    "NoRecipientError",
+    "NotAcknowledgedError",
+    "NotAllowedError",
+    "TimedOutError",
+    "from_library",
+]
+
+EXIT_INTERRUPTED = 130
+
+
+class CliError(click.ClickException):
+    """A failure the user can act on: printed as one ``sockcli: error: ...`` line."""
+
+    exit_code = 1
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"sockcli: error: {self.format_message()}", file=file, err=file is None)
+
+
+class NoEventError(CliError):
+    exit_code = 64  # EX_USAGE
+
+
+class DataError(CliError):
+    exit_code = 65  # EX_DATAERR
+
+
+class NoRecipientError(CliError):
+    exit_code = 68  # EX_NOHOST
+
+
+class NoHubError(CliError):
+    exit_code = 69  # EX_UNAVAILABLE
+
+
+class NotAcknowledgedError(CliError):
+    exit_code = 75  # EX_TEMPFAIL
+
+
+class NotAllowedError(CliError):
+    exit_code = 77  # EX_NOPERM
+
+
+class ConfigError(CliError):
+    exit_code = 78  # EX_CONFIG
+
+
+class TimedOutError(CliError):
+    exit_code = 124  # as timeout(1)
+
+
+_MESSAGE_CODES: dict[str, type[CliError]] = {
+    "send_not_allowed": NotAllowedError,
+    "unknown_recipient": NoRecipientError,
+    "invalid_message": DataError,
+    "frame_too_large": DataError,
+}
+
+
+def from_library(exc: SocketError, *, sending: bool = False) -> CliError:
+    """The CLI error for a library error; ``sending`` once messages may have gone out."""
+    if isinstance(exc, MaxConnectionsError):
+        return NoHubError(f"{exc}; try again later or raise max_connections")
+    if isinstance(exc, MessageError):
+        return _MESSAGE_CODES.get(exc.code, CliError)(str(exc))
+    if isinstance(exc, ConnectionError | TimeoutError):
+        if sending:
+            return NotAcknowledgedError(f"{exc}; the message was not acknowledged, send it again")
+        return NoHubError(str(exc))
+    if isinstance(exc, ValidationError):
+        return ConfigError(str(exc))
+    return CliError(str(exc))

@@ -1,0 +1,77 @@
+"""``sockcli list``: the hubs running now, with live figures from each."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from sockcli.cli.errors import ConfigError
+from sockcli.cli.options import connect_option, json_option
+from sockcli.cli.render import hub_table, is_terminal
+from sockcli.cli.state import CliState
+from sockcli.exceptions import SocketError
+
+__all__ = ["list_hubs"]
+
+_ASK_TIMEOUT = 1.0
+
+
+def _live(state: CliState, event: str, connect: tuple[str, int] | None) -> dict[str, Any]:
+    """Ask one hub for its figures; a hub that does not answer is shown with '?'."""
+    client = state.client(event, connect, subscribe=False, auto_reconnect=False)
+    try:
+        client.connect(timeout=_ASK_TIMEOUT)
+        stats: dict[str, Any] = client.stats(timeout=_ASK_TIMEOUT)
+    except SocketError:
+        return {}
+    finally:
+        client.disconnect()
+    stats["clients"] = max(0, int(stats.get("clients", 1)) - 1)  # not counting ourselves
+    return stats
+
+
+@click.command("list")
+@json_option
+@connect_option
+@click.pass_obj
+def list_hubs(state: CliState, as_json: bool, connect: tuple[str, int] | None) -> None:
+    """List the running hubs: event, transport, address, pid, clients, queued messages."""
+    from sockcli.discovery import running_hubs
+
+    rows: list[dict[str, Any]] = []
+    if connect is not None:
+        event = state.resolve_event(None, connect)
+        stats = _live(state, event, connect)
+        rows.append({"event_name": event, "transport": "tcp",
+                     "address": f"{connect[0]}:{connect[1]}", "pid": stats.get("pid"),
+                     **_figures(stats)})
+    else:
+        socket_dir = state.settings().socket.socket_dir
+        try:
+            records = running_hubs(socket_dir)
+        except SocketError as exc:
+            raise ConfigError(str(exc)) from None
+        for record in records:
+            stats = _live(state, record.event_name, None)
+            rows.append({"event_name": record.event_name, "transport": record.transport.value,
+                         "address": record.address, "pid": record.pid,
+                         "started_ms": record.started_ms, **_figures(stats)})
+    if as_json or not is_terminal():
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=None if not is_terminal() else 2))
+        return
+    if not rows:
+        state.info("no hub is running (start one with 'sockcli serve EVENT')")
+        return
+    from rich.console import Console
+
+    Console().print(hub_table(rows))
+
+
+def _figures(stats: dict[str, Any]) -> dict[str, Any]:
+    keys = ("clients", "subscribers", "queued", "dropped", "received", "delivered")
+    figures = {k: stats.get(k) for k in keys}
+    if "started_ms" in stats:
+        figures["started_ms"] = stats["started_ms"]
+    return figures

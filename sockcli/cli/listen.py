@@ -1,0 +1,99 @@
+"""``sockcli listen``: print a hub's messages as they come, one per line."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+
+import click
+
+from sockcli.cli.errors import NoHubError, TimedOutError, from_library
+from sockcli.cli.options import MESSAGE_TYPES, connect_option, event_argument, json_option
+from sockcli.cli.render import MessagePrinter, is_terminal
+from sockcli.cli.state import CliState
+from sockcli.exceptions import ConnectionError, MaxConnectionsError, SocketError, TimeoutError
+
+__all__ = ["listen"]
+
+
+@click.command()
+@event_argument
+@click.option("-t", "--type", "types", type=MESSAGE_TYPES, multiple=True,
+              help="Only messages of this type (repeatable); filtered by the hub.")
+@click.option("-n", "--count", type=click.IntRange(min=1), metavar="N",
+              help="Exit 0 after N messages.")
+@click.option("--timeout", type=click.FloatRange(min=0), metavar="SECONDS",
+              help="Stop after SECONDS: exit 124 if --count was not reached, else 0.")
+@click.option("--name", metavar="NAME", help="Name this listener, for 'send --to NAME'.")
+@click.option("--no-reconnect", is_flag=True,
+              help="Exit 69 when no hub is running or it goes away, instead of waiting for it.")
+@click.option("--wait", "wait_s", type=click.FloatRange(0, 3600), default=1.0, show_default=True,
+              metavar="SECONDS", help="With --no-reconnect: how long to wait for the hub.")
+@json_option
+@connect_option
+@click.pass_obj
+def listen(state: CliState, event: str | None, types: tuple[str, ...], count: int | None,
+           timeout: float | None, name: str | None, no_reconnect: bool, wait_s: float,
+           as_json: bool, connect: tuple[str, int] | None) -> None:
+    """Print the messages of EVENT's hub, one JSON line each (rich text on a terminal).
+
+    Waits for a hub that is not running yet and survives its restarts, unless --no-reconnect.
+    Never reads stdin.
+    """
+    deadline = time.monotonic() + timeout if timeout is not None else math.inf
+    event_name = state.resolve_event(event, connect)
+    client = state.client(event_name, connect, subscribe=True, types=types or None, name=name,
+                          auto_reconnect=not no_reconnect)
+    printer = MessagePrinter(rich=is_terminal() and not as_json)
+    received = 0
+
+    def finish() -> None:
+        if count is not None and received < count:
+            raise TimedOutError(f"{received} of {count} messages arrived within {timeout} s")
+
+    try:
+        if state.verbose and not no_reconnect:
+            state.info(f"waiting for messages of {event_name!r}")
+        try:
+            client.connect(timeout=min(wait_s, _left(deadline)) if no_reconnect
+                           else _left(deadline))
+        except MaxConnectionsError:
+            raise
+        except ConnectionError as exc:
+            if not no_reconnect:  # we waited for the hub until the --timeout deadline
+                return finish()
+            raise NoHubError(f"no hub is running for event {event_name!r}: start one with "
+                             f"'sockcli serve {event_name}'") from exc
+        while count is None or received < count:
+            left = _left(deadline)
+            try:
+                message = client.receive(timeout=None if math.isinf(left) else left)
+            except TimeoutError:
+                return finish()
+            except ConnectionError as exc:
+                raise NoHubError(f"lost the hub of {event_name!r}") from exc
+            try:
+                printer.print(message)
+            except BrokenPipeError:
+                _silence_stdout()
+                return None
+            received += 1
+        return None
+    except SocketError as exc:
+        raise from_library(exc) from None
+    finally:
+        client.disconnect()
+
+
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
+
+
+def _silence_stdout() -> None:
+    """The reader went away (``| head -1``): exit quietly, without a flush error at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+

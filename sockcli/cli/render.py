@@ -1,0 +1,87 @@
+"""Output: JSON lines for programs, rich for people at a terminal.
+
+rich is imported only when a terminal is there to look at it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import datetime
+from typing import Any, TextIO
+
+__all__ = ["MessagePrinter", "hub_table", "is_terminal"]
+
+_STYLES = {"data": "green", "error": "bold red", "control": "cyan"}
+
+
+def is_terminal(stream: TextIO | None = None) -> bool:
+    stream = stream or sys.stdout
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class MessagePrinter:
+    """Prints one message per line and flushes it at once, even into a pipe."""
+
+    def __init__(self, *, rich: bool) -> None:
+        self._console: Any = None
+        if rich:
+            from rich.console import Console
+
+            self._console = Console(highlight=False, no_color="NO_COLOR" in os.environ)
+
+    def print(self, message: Any) -> None:
+        record = message.as_dict()
+        if self._console is None:
+            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+            return
+        from rich.text import Text
+
+        kind = record["message_type"]
+        when = datetime.fromisoformat(record["timestamp_iso"]).strftime("%H:%M:%S.%f")[:-3]
+        line = Text()
+        line.append(when, style="dim")
+        line.append(" ")
+        line.append(f"{kind:<7}", style=_STYLES.get(kind, "bold"))
+        line.append(" ")
+        line.append(record["event_name"], style="bold")
+        line.append(" ")
+        line.append(json.dumps(record["data"], ensure_ascii=False))
+        self._console.print(line, soft_wrap=True)
+
+
+def hub_table(rows: list[dict[str, Any]]) -> Any:
+    """A rich table of running hubs."""
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for column in ("EVENT", "TRANSPORT", "ADDRESS", "PID", "CLIENTS", "LISTENERS", "QUEUED",
+                   "DROPPED", "UP"):
+        table.add_column(column, justify="right" if column in (
+            "PID", "CLIENTS", "LISTENERS", "QUEUED", "DROPPED", "UP") else "left")
+    for row in rows:
+        cells = ["?" if row.get(k) is None else str(row[k])
+                 for k in ("pid", "clients", "subscribers", "queued", "dropped")]
+        table.add_row(row["event_name"], row["transport"], row["address"], *cells,
+                      _uptime(row.get("started_ms")))
+    return table
+
+
+def _uptime(started_ms: Any) -> str:
+    if not isinstance(started_ms, int):
+        return "?"
+    import time
+
+    seconds = max(0, int(time.time() - started_ms / 1000))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"

@@ -1,0 +1,87 @@
+"""``sockcli serve EVENT``: run a hub in the foreground until a signal stops it."""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import signal
+from typing import Any
+
+import click
+
+from sockcli.cli.errors import from_library
+from sockcli.cli.state import CliState
+from sockcli.exceptions import SocketError
+
+__all__ = ["serve"]
+
+
+def _raise_fd_limit() -> None:
+    """A hub is a server: let it hold as many connections as the hard limit allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+@click.command()
+@click.argument("event")
+@click.option("--tcp", is_flag=True, help="Listen on TCP instead of a Unix socket.")
+@click.option("--host", metavar="ADDR", help="TCP address to bind (implies --tcp; default "
+              "127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), help="TCP port (implies --tcp; default: "
+              "the first free port of port_range_start..port_range_end).")
+@click.option("--queue-size", type=click.IntRange(0, 1_000_000), metavar="N",
+              help="Messages kept while no listener is connected (message_queue_size).")
+@click.option("--max-connections", type=click.IntRange(1, 100_000), metavar="N",
+              help="Clients accepted at once.")
+@click.option("--no-client-send", is_flag=True,
+              help="Refuse messages from clients (allow_client_send = false).")
+@click.pass_obj
+def serve(state: CliState, event: str, tcp: bool, host: str | None, port: int | None,
+          queue_size: int | None, max_connections: int | None, no_client_send: bool) -> None:
+    """Run the hub for EVENT until SIGINT or SIGTERM.
+
+    Clients find it by the event name. It relays every message a client sends to the other
+    listeners, and keeps messages sent while nobody listens (see --queue-size). On exit the
+    socket and the hub's record are removed.
+    """
+    from sockcli.factory import create_server
+    from sockcli.types import validate_event_name
+
+    try:
+        validate_event_name(event)
+    except SocketError as exc:
+        raise click.BadParameter(str(exc), param_hint="EVENT") from None
+    overrides: dict[str, Any] = {}
+    if queue_size is not None:
+        overrides["message_queue_size"] = queue_size
+    if max_connections is not None:
+        overrides["max_connections"] = max_connections
+    if no_client_send:
+        overrides["allow_client_send"] = False
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    transport = "tcp" if (tcp or host is not None or port is not None) else "unix"
+    _raise_fd_limit()
+    signalled: list[int] = []
+    try:
+        hub: Any = create_server(transport, event, settings=state.settings(), **overrides)
+
+        def stop(signum: int, frame: Any) -> None:
+            signalled.append(signum)
+            hub.stop()
+
+        # Handlers before start(): a signal in between must still stop the hub cleanly.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, stop)
+        hub.start(blocking=False)
+    except SocketError as exc:
+        raise from_library(exc) from None
+    if signalled:
+        hub.stop()
+    state.info(f"serving {event!r} on {hub.address} ({transport}); stop with Ctrl-C")
+    hub.wait()
+    state.info(f"hub {event!r} stopped")

@@ -1,0 +1,128 @@
+"""What the global options decide, shared by every command through click's context object."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from sockcli.cli.errors import ConfigError, NoEventError
+from sockcli.exceptions import SocketError, ValidationError
+
+__all__ = ["CliState", "parse_hostport"]
+
+
+@dataclass
+class CliState:
+    """The global options, and the settings they lead to (loaded on first use)."""
+
+    config_file: str | None = None
+    socket_dir: str | None = None
+    verbose: int = 0
+    quiet: bool = False
+    debug: bool = False
+    _settings: Any = field(default=None, repr=False)
+
+    def configure_logging(self) -> None:
+        level = logging.WARNING
+        if self.quiet:
+            level = logging.ERROR
+        elif self.verbose >= 2 or self.debug:
+            level = logging.DEBUG
+        elif self.verbose == 1:
+            level = logging.INFO
+        logging.basicConfig(level=level, stream=sys.stderr,
+                            format="sockcli: %(levelname)s: %(message)s")
+
+    def settings(self) -> Any:
+        """The validated settings; an invalid one is a ConfigError (exit 78)."""
+        if self._settings is None:
+            from sockcli.config.settings import load_settings
+
+            overrides: dict[str, Any] = {}
+            if self.socket_dir:
+                overrides["socket_dir"] = os.path.abspath(self.socket_dir)
+            try:
+                self._settings = load_settings(self.config_file, **overrides)
+            except ValidationError as exc:
+                raise ConfigError(str(exc)) from None
+        return self._settings
+
+    def info(self, text: str) -> None:
+        """A progress note on stderr, unless --quiet."""
+        if not self.quiet:
+            click.echo(f"sockcli: {text}", err=True)
+
+    def resolve_event(self, event: str | None, connect: tuple[str, int] | None = None) -> str:
+        """EVENT, else $SOCKCLI_EVENT, else the only hub there is (remote with --connect)."""
+        from sockcli.types import validate_event_name
+
+        source = "EVENT"
+        if event is None and os.environ.get("SOCKCLI_EVENT"):
+            event, source = os.environ["SOCKCLI_EVENT"], "SOCKCLI_EVENT"
+        if event is not None:
+            try:
+                return validate_event_name(event)
+            except ValidationError as exc:
+                raise click.BadParameter(str(exc), param_hint=source) from None
+        if connect is not None:
+            return self._remote_event(connect)
+        from sockcli.discovery import running_hubs
+
+        try:
+            hubs = running_hubs(self.settings().socket.socket_dir)
+        except SocketError as exc:
+            raise ConfigError(str(exc)) from None
+        if len(hubs) == 1:
+            return hubs[0].event_name
+        if not hubs:
+            raise NoEventError("no EVENT given and no hub is running: name the event, or start "
+                               "a hub with 'sockcli serve EVENT'")
+        names = ", ".join(h.event_name for h in hubs)
+        raise NoEventError(f"no EVENT given and {len(hubs)} hubs are running ({names}): name "
+                           "one, or set SOCKCLI_EVENT")
+
+    def _remote_event(self, connect: tuple[str, int]) -> str:
+        """Ask the hub at HOST:PORT which event it serves (its welcome frame says)."""
+        from sockcli.cli.errors import from_library
+        from sockcli.tcp import TcpSocketClient
+
+        probe = TcpSocketClient("probe", host=connect[0], port=connect[1], subscribe=False,
+                                auto_reconnect=False, settings=self.settings())
+        try:
+            probe.connect(timeout=self.settings().socket.default_timeout)
+        except SocketError as exc:
+            raise from_library(exc) from None
+        try:
+            assert probe.welcome is not None
+            return probe.welcome.event_name
+        finally:
+            probe.disconnect()
+
+    def client(self, event: str, connect: tuple[str, int] | None = None, **kwargs: Any) -> Any:
+        """A client of the local hub of ``event`` (any transport), or of HOST:PORT."""
+        settings = self.settings()
+        if connect is not None:
+            from sockcli.tcp import TcpSocketClient
+
+            return TcpSocketClient(event, host=connect[0], port=connect[1], settings=settings,
+                                   **kwargs)
+        from sockcli.discovery import LocalHubClient
+
+        return LocalHubClient(event, settings=settings, **kwargs)
+
+
+def parse_hostport(ctx: click.Context, param: click.Parameter,
+                   value: str | None) -> tuple[str, int] | None:
+    """HOST:PORT (or [v6]:PORT) for --connect."""
+    if value is None:
+        return None
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise click.BadParameter(f"{value!r} is not HOST:PORT (for example 127.0.0.1:47800)")
+    return host, int(port)

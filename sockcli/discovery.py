@@ -1,0 +1,58 @@
+"""Find a local hub by event name, whatever its transport.
+
+``sockcli send``/``listen`` only know an event name. :class:`LocalHubClient` reads the hub's
+record on every connection attempt, so a listener started before its hub, or one whose hub
+comes back on the other transport, still finds it.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+from sockcli.hubclient import HubAbsentError, HubClient
+from sockcli.runtime import HubRecord, check_socket_dir, list_records, read_record
+from sockcli.tcp import open_tcp_socket
+from sockcli.types import SocketType
+from sockcli.unix import open_unix_socket
+
+__all__ = ["LocalHubClient", "find_hub", "running_hubs"]
+
+
+def find_hub(socket_dir: Path, event_name: str) -> HubRecord | None:
+    """The record of the live hub for ``event_name`` in ``socket_dir``, if any."""
+    check_socket_dir(socket_dir)
+    return read_record(socket_dir, event_name)
+
+
+def running_hubs(socket_dir: Path) -> list[HubRecord]:
+    """Records of every live hub in ``socket_dir``, by event name."""
+    check_socket_dir(socket_dir)
+    return list_records(socket_dir)
+
+
+class LocalHubClient(HubClient):
+    """A client of whichever local hub serves the event (Unix or TCP), found by its record."""
+
+    transport = SocketType.UNIX  # nominal: the record decides at each connection
+
+    def __init__(self, event_name: str, **kwargs: Any) -> None:
+        super().__init__(event_name, **kwargs)
+        self.record: HubRecord | None = None
+
+    @property
+    def address(self) -> str:
+        if self.record is not None:
+            return self.record.address
+        return f"the record of {self.event_name!r} in {self.config.socket_dir}"
+
+    def _open_socket(self, timeout: float) -> socket.socket:
+        record = find_hub(self.config.socket_dir, self.event_name)
+        if record is None:
+            raise HubAbsentError(f"no hub is running for event {self.event_name!r}")
+        self.record = record
+        if record.transport is SocketType.TCP and record.port is not None:
+            return open_tcp_socket(record.host or "127.0.0.1", record.port, timeout,
+                                   self.event_name)
+        return open_unix_socket(Path(str(record.path)), timeout, self.event_name)
