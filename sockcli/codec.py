@@ -130,7 +130,9 @@ class Codec:
         except (ValueError, TypeError, msgpack.ExtraData, msgpack.StackError,
                 msgpack.FormatError, RecursionError) as exc:
             # UnicodeDecodeError is a ValueError: invalid UTF-8 lands here too.
-            raise MessageError(f"malformed MessagePack: {exc}", code=ErrorCode.MALFORMED) from None
+            # StackError (nesting too deep) has no text: name the exception instead.
+            raise MessageError(f"malformed MessagePack: {str(exc) or type(exc).__name__}",
+                               code=ErrorCode.MALFORMED) from None
 
     # -- sending --------------------------------------------------------------------------
 

@@ -76,7 +76,9 @@ class Connection:
     def flush(self) -> bool:
         """Write what the kernel takes now; True when the buffer is empty. Raises OSError."""
         while self.out:
-            if len(self.out) > 1:
+            # A memoryview head was partly sent; it stays apart so the hub can tell where the
+            # next whole frame starts (it keeps that head when it drops a slow consumer).
+            if len(self.out) > 1 and not isinstance(self.out[0], memoryview):
                 joined = b"".join(self.out)
                 self.out.clear()
                 self.out.append(joined)

@@ -262,7 +262,11 @@ class HubServer(SocketServer):
                 w.send(b"\0")
 
     def _close_all(self) -> None:
+        bye = self._codec.send(fr.ErrorFrame(code=fr.ErrorCode.SHUTTING_DOWN, fatal=True,
+                                             reason=f"hub {self._event_name!r} is stopping"))
         for conn in list(self._conns.values()):
+            if not conn.closing:
+                conn.enqueue(bye)
             with contextlib.suppress(OSError):
                 conn.flush()
             self._close(conn)
@@ -296,7 +300,7 @@ class HubServer(SocketServer):
                     else:
                         conn: Connection = key.data
                         if mask & selectors.EVENT_READ:
-                            self._read(conn)
+                            self._read_guarded(conn)
                         if mask & selectors.EVENT_WRITE and conn.fd in self._conns:
                             self._mark_dirty(conn)
                 self._drain_inbox()
@@ -358,6 +362,15 @@ class HubServer(SocketServer):
                     reason=f"hub {self._event_name!r} already holds its maximum of "
                            f"{self.max_connections} connections"))
 
+    def _read_guarded(self, conn: Connection) -> None:
+        """Serve one readable connection; a bug its input triggers costs it, not the hub."""
+        try:
+            self._read(conn)
+        except Exception:
+            log.exception("hub %s: unexpected error serving %s; dropping it", self._event_name,
+                          conn.peer)
+            self._close(conn)
+
     def _read(self, conn: Connection) -> None:
         try:
             data = conn.sock.recv(_RECV_SIZE)
@@ -396,7 +409,9 @@ class HubServer(SocketServer):
             return
         if isinstance(frame, fr.MessageFrame):
             self._client_message(conn, frame)
-        elif isinstance(frame, fr.StatsRequest):
+        elif isinstance(frame, fr.StatsRequest | fr.Stats):
+            # frames.py reads a stats frame with keys as a reply; from a client it is a request
+            # whose keys this version does not know, and unknown keys are ignored.
             self._write(conn, fr.Stats(values=self.stats()))
         elif isinstance(frame, fr.Ping):
             self._write(conn, fr.Pong(token=frame.token))
@@ -452,21 +467,27 @@ class HubServer(SocketServer):
 
     def _client_message(self, conn: Connection, frame: fr.MessageFrame) -> None:
         if frame.seq is not None:
-            conn.ack_seq = frame.seq
+            conn.ack_seq = frame.seq if conn.ack_seq is None else max(conn.ack_seq, frame.seq)
         refusal = self._refusal(conn, frame)
         if refusal is not None:
             self._stats.rejected += 1
             self._write(conn, fr.ErrorFrame(code=refusal[0], reason=refusal[1], seq=frame.seq))
             return
-        self._stats.received += 1
         message = frame.message
+        try:
+            data = self._codec.pack_map(fr.message_to_map(message))
+        except MessageError as exc:  # re-encoded, 32-bit floats become 64-bit and may not fit
+            self._stats.rejected += 1
+            self._write(conn, fr.ErrorFrame(code=exc.code, reason=f"cannot relay: {exc}",
+                                            seq=frame.seq))
+            return
+        self._stats.received += 1
         assert conn.info is not None
         for handler in self._handlers:
             try:
                 handler(message, conn.info)
             except Exception:
                 log.exception("message handler %r failed", handler)
-        data = self._codec.pack_map(fr.message_to_map(message))
         if frame.to is not None:
             for target in self._subscribers(exclude=conn):
                 if target.info is not None and target.info.name == frame.to:
@@ -496,13 +517,13 @@ class HubServer(SocketServer):
 
     def _broadcast(self, data: bytes, message_type: MessageType,
                    exclude: Connection | None = None) -> None:
-        subscribers = self._subscribers(exclude)
-        if not subscribers:
-            self._enqueue(data, message_type)
-            return
-        for conn in subscribers:
+        delivered = False
+        for conn in self._subscribers(exclude):
             if conn.accepts(message_type):
                 self._deliver(conn, data)
+                delivered = True
+        if not delivered:  # nobody connected takes this type: keep it for who comes next
+            self._enqueue(data, message_type)
 
     def _enqueue(self, data: bytes, message_type: MessageType) -> None:
         size = self.config.message_queue_size
@@ -520,8 +541,13 @@ class HubServer(SocketServer):
             log.warning("hub %s drops subscriber %s: it stopped reading (%d bytes pending)",
                         self._event_name, conn.info.client_id if conn.info else "?",
                         conn.out_size)
+            # A memoryview head is a frame the kernel took only part of (Connection.flush): keep
+            # it, or the error frame would start mid-frame and the client would read garbage.
+            head = conn.out[0] if conn.out and isinstance(conn.out[0], memoryview) else None
             conn.out.clear()
             conn.out_size = 0
+            if head is not None:
+                conn.enqueue(head)
             self._drop(conn, fr.ErrorFrame(
                 code=fr.ErrorCode.SLOW_CONSUMER, fatal=True,
                 reason=f"dropped: more than {self.config.send_buffer_limit} bytes were waiting "

@@ -123,6 +123,10 @@ class HubClient(SocketClient):
         if self._reader is not None and self._reader.is_alive():
             raise SocketError("this client is reconnecting already; wait or disconnect")
         self._closed.clear()
+        with self._inbox.mutex:  # a new life: forget the "closed" markers of the last one
+            kept = [item for item in self._inbox.queue if not isinstance(item, _Closed)]
+            self._inbox.queue.clear()
+            self._inbox.queue.extend(kept)
         budget = self.config.default_timeout if timeout is None else timeout
         self._sock = self._establish(time.monotonic() + budget)
         self._connected = True
@@ -140,6 +144,10 @@ class HubClient(SocketClient):
         reader = self._reader
         if reader is not None and reader is not threading.current_thread():
             reader.join(5.0)
+        late = self._sock  # a reconnection may have completed while the reader stopped
+        if late is not None and late is not sock:
+            late.close()
+        self._connected = False
         if sock is not None:
             sock.close()
         self._sock = None
@@ -152,11 +160,12 @@ class HubClient(SocketClient):
              timeout: float | None = None) -> None:
         budget = self.config.default_timeout if timeout is None else timeout
         deadline = time.monotonic() + budget
+        fr.check_data(message.data)  # the hub would drop the connection for such data
         with self._write_lock:
             sock = self._wait_connected(deadline)
-            self._next_seq += 1
-            seq = self._next_seq
+            seq = self._next_seq + 1
             data = self._codec.send(fr.MessageFrame(message=message, seq=seq, to=to))
+            self._next_seq = seq  # only once encoded: a refused frame leaves no gap to flush
             try:
                 sock.sendall(data)
             except OSError as exc:
@@ -187,7 +196,7 @@ class HubClient(SocketClient):
             raise TimeoutError(f"no message from {self._event_name!r} within {timeout} s") \
                 from None
         if isinstance(item, _Closed):
-            self._inbox.put_nowait(item)  # keep telling every later caller
+            self._put_closed(item.error)  # keep telling every later caller
             raise item.error
         return item
 
@@ -276,8 +285,9 @@ class HubClient(SocketClient):
         except SocketError:
             raise  # ours; note that ConnectionError and TimeoutError are OSErrors too
         except builtins.TimeoutError as exc:
-            raise TimeoutError(f"hub {self._event_name!r} did not answer the handshake in "
-                               "time") from exc
+            # Retried until the deadline, then reported as "no hub answered in time".
+            raise HubAbsentError(f"hub {self._event_name!r} did not answer the handshake in "
+                                 "time") from exc
         except OSError as exc:
             raise HubAbsentError(f"hub {self._event_name!r} went away during the handshake: "
                                  f"{exc.strerror or exc}") from exc
@@ -356,15 +366,21 @@ class HubClient(SocketClient):
                 break
 
     def _reconnect(self) -> bool:
-        try:
-            sock = self._establish(math.inf)
-        except ConnectionError as exc:
-            if not self._closed.is_set():
-                self._put_closed(exc)
-            return False
-        except SocketError as exc:
-            self._put_closed(ConnectionError(str(exc)))
-            return False
+        while True:
+            try:
+                sock = self._establish(math.inf)
+                break
+            except MaxConnectionsError:  # the hub is back but full: a slot may free up
+                if self._closed.wait(self.config.reconnect_max_delay):
+                    return False
+            except SocketError as exc:
+                if not self._closed.is_set():
+                    self._put_closed(exc if isinstance(exc, ConnectionError)
+                                     else ConnectionError(str(exc)))
+                return False
+        return self._install(sock)
+
+    def _install(self, sock: socket.socket) -> bool:
         with self._cond:
             self._sock = sock
             self._connected = True
@@ -412,6 +428,8 @@ class HubClient(SocketClient):
                 with self._cond:
                     self._failed[frame.seq] = frame
                     self._cond.notify_all()
+            elif frame.code == fr.ErrorCode.SHUTTING_DOWN:
+                log.info("hub %s is stopping; reconnecting", self._event_name)
             else:
                 log.warning("hub %s: %s (%s)", self._event_name, frame.reason, frame.code)
             if frame.fatal:
@@ -438,12 +456,10 @@ class HubClient(SocketClient):
                 continue
 
     def _put_closed(self, error: SocketError) -> None:
-        marker = _Closed(error)
-        while True:
-            try:
-                self._inbox.put_nowait(marker)
-                return
-            except queue.Full:  # make room: a closed client's backlog is not worth a hang
-                with contextlib.suppress(queue.Empty):
-                    self._inbox.get_nowait()
+        # Past maxsize on purpose: the marker must neither wait for a reader nor push out a
+        # message that was received but not read yet.
+        inbox = self._inbox
+        with inbox.mutex:
+            inbox.queue.append(_Closed(error))
+            inbox.not_empty.notify()
 

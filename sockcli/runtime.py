@@ -152,7 +152,12 @@ class HubLock:
         """Take the claim, or raise SocketError if a live hub holds it."""
         deadline = time.monotonic() + _LOCK_RETRY_SECONDS
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                             0o600)
+            except OSError as exc:  # a symlink (ELOOP), a directory, ...: not ours to use
+                raise SocketError(f"cannot use hub record {self.path}: {exc.strerror} (remove "
+                                  "it or choose another socket_dir)") from exc
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -170,6 +175,7 @@ class HubLock:
             except FileNotFoundError:
                 same = False
             if same:
+                os.ftruncate(fd, 0)  # a dead predecessor's address must not be read as ours
                 self._fd = fd
                 return
             os.close(fd)

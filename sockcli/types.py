@@ -102,7 +102,14 @@ def format_timestamp(timestamp_ms: int, timezone: str | tzinfo | None = None) ->
 
         timezone = configured_timezone()
     tz = resolve_timezone(timezone) if isinstance(timezone, str) else timezone
-    return datetime.fromtimestamp(timestamp_ms / 1000, tz).isoformat(timespec="milliseconds")
+    try:
+        moment = datetime.fromtimestamp(timestamp_ms / 1000, tz)
+    except (OverflowError, ValueError, OSError):
+        # A peer controls timestamp_ms: out of datetime's range must not escape as ValueError.
+        raise ValidationError(
+            f"timestamp_ms {timestamp_ms} is out of range: it must fall in the years 1 to 9999"
+        ) from None
+    return moment.isoformat(timespec="milliseconds")
 
 
 def _now_ms() -> int:

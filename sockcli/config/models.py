@@ -81,7 +81,9 @@ class UnixSocketConfig(BaseModel):
     @field_validator("socket_permissions", mode="before")
     @classmethod
     def _octal(cls, value: Any) -> str:
-        text = str(value).strip()
+        if not isinstance(value, str):  # 0o640 arrives as 416, which would read as mode 0416
+            raise ValueError("must be an octal string such as \"0600\", not a number")
+        text = value.strip()
         digits = text[2:] if text.lower().startswith("0o") else text
         if not digits or any(c not in "01234567" for c in digits) or int(digits, 8) > 0o777:
             raise ValueError("must be an octal mode from 0000 to 0777, such as \"0600\"")

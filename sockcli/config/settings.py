@@ -187,6 +187,11 @@ def load_settings(config_file: str | os.PathLike[str] | None = None,
         data = _lower(dyn.as_dict())
     except Exception as exc:  # dynaconf raises assorted errors for unparsable input
         raise ValidationError(f"cannot load settings: {exc}") from None
+    # dynaconf parses variables as TOML, so "0o640" became the integer 416, i.e. mode 0416:
+    # a mode is octal text, so validate the variable's raw string instead.
+    raw_mode = os.environ.get(_env_name("unix", "socket_permissions"))
+    if raw_mode is not None:
+        data.setdefault("unix", {})["socket_permissions"] = raw_mode
     return _validate(data, user_file, overrides)
 
 
