@@ -79,3 +79,13 @@ def make_client(transport: str, sock_dir: Path) -> Iterator[Callable[..., Socket
     yield make
     for client in clients:
         client.disconnect()
+
+
+@pytest.fixture
+def cli() -> Iterator[Any]:
+    """A private runtime directory and helpers to run the installed ``sockcli`` in it."""
+    from tests.clitools import Cli
+
+    env = Cli(short_tmp_dir())
+    yield env
+    env.cleanup()

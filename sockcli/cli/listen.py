@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import math
 import os
+import select
+import stat
 import sys
 import time
+from collections.abc import Callable
 
 import click
 
@@ -66,11 +69,21 @@ def listen(state: CliState, event: str | None, types: tuple[str, ...], count: in
                 return finish()
             raise NoHubError(f"no hub is running for event {event_name!r}: start one with "
                              f"'sockcli serve {event_name}'") from exc
+        if state.verbose:
+            state.info(f"listening to {event_name!r} on {client.address}")
+        reader_gone = _reader_watch()
         while count is None or received < count:
             left = _left(deadline)
+            if reader_gone is not None:  # look at the pipe twice a second even when idle
+                left = min(left, _PIPE_CHECK_SECONDS)
             try:
                 message = client.receive(timeout=None if math.isinf(left) else left)
             except TimeoutError:
+                if reader_gone is not None and reader_gone():
+                    _silence_stdout()
+                    return None
+                if _left(deadline) > 0:
+                    continue
                 return finish()
             except ConnectionError as exc:
                 raise NoHubError(f"lost the hub of {event_name!r}") from exc
@@ -85,6 +98,28 @@ def listen(state: CliState, event: str | None, types: tuple[str, ...], count: in
         raise from_library(exc) from None
     finally:
         client.disconnect()
+
+
+_PIPE_CHECK_SECONDS = 0.5
+
+
+def _reader_watch() -> Callable[[], bool] | None:
+    """For stdout on a pipe or socket: a check that its reader has gone (``| head -1``), so
+    an idle listener exits then instead of at its next message."""
+    try:
+        fd = sys.stdout.fileno()
+        mode = os.fstat(fd).st_mode
+    except (AttributeError, OSError, ValueError):
+        return None
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+        return None
+    poller = select.poll()
+    poller.register(fd, 0)  # no events asked: poll still reports POLLERR and POLLHUP
+
+    def gone() -> bool:
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+
+    return gone
 
 
 def _left(deadline: float) -> float:
