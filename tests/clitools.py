@@ -29,6 +29,7 @@ class Cli:
         self.socket_dir = self.runtime / "sockcli"
         env = {k: v for k, v in os.environ.items() if not k.startswith("SOCKCLI_")}
         env.update(XDG_RUNTIME_DIR=str(self.runtime), XDG_CONFIG_HOME=str(self.config_home),
+                   XDG_CACHE_HOME=str(root / "cache"),
                    PYTHONUNBUFFERED="1", NO_COLOR="1", COLUMNS="200")
         self.env = env
         self.procs: list[subprocess.Popen[str]] = []
