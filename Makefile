@@ -4,12 +4,14 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv demo test lint unit clean
+.PHONY: help venv demo test lint unit completions bench clean
 
 help:
-	@echo "make demo   - create $(VENV), start a hub, a listener and a sender, show messages flowing"
+	@echo "make demo   - create $(VENV), run a hub, a listener and the wallpaper pipeline example with the CLI"
 	@echo "make test   - create $(VENV), install sockcli with its test extras, lint, type-check, run the suite"
 	@echo "make lint   - ruff and mypy (strict) only"
+	@echo "make bench  - benchmarks against baselines run alongside (BENCH_ARGS=--quick: smoke run)"
+	@echo "make completions - regenerate completions/ (bash, zsh, fish) from click's shell completion"
 	@echo "make clean  - remove $(VENV) and build artefacts"
 
 $(STAMP): pyproject.toml
@@ -21,8 +23,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The CLI as a user runs it: a hub, a listener and the example pipeline, in a private
+# XDG_RUNTIME_DIR that is removed afterwards (examples/demo.sh).
 demo: $(STAMP)
-	$(BIN)/python examples/demo.py
+	PATH="$(abspath $(BIN)):$$PATH" bash examples/demo.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check sockcli tests
@@ -32,6 +36,21 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test: lint unit
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
+# The scripts are click's own: each asks the installed sockcli for candidates at completion time
+# (subcommands, options, choices, and the names of the running hubs). tests/test_completions.py
+# fails when they differ from what click generates now.
+completions: $(STAMP)
+	mkdir -p completions
+	_SOCKCLI_COMPLETE=bash_source $(BIN)/sockcli > completions/sockcli.bash.tmp
+	_SOCKCLI_COMPLETE=zsh_source $(BIN)/sockcli > completions/_sockcli.tmp
+	_SOCKCLI_COMPLETE=fish_source $(BIN)/sockcli > completions/sockcli.fish.tmp
+	mv completions/sockcli.bash.tmp completions/sockcli.bash
+	mv completions/_sockcli.tmp completions/_sockcli
+	mv completions/sockcli.fish.tmp completions/sockcli.fish
 
 clean:
 	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache .hypothesis

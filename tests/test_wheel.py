@@ -15,6 +15,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# [tool.hatch.build.targets.wheel.shared-data] in pyproject.toml: checkout path -> prefix path.
+SHARED_DATA = {
+    "man/sockcli.1": "share/man/man1/sockcli.1",
+    "completions/sockcli.bash": "share/bash-completion/completions/sockcli",
+    "completions/_sockcli": "share/zsh/site-functions/_sockcli",
+    "completions/sockcli.fish": "share/fish/vendor_completions.d/sockcli.fish",
+}
+
 # Runs inside the fresh venv, from a directory outside the checkout.
 SCRIPT = textwrap.dedent("""
     import json, shutil, sys, tempfile
@@ -76,6 +84,11 @@ def test_wheel_installs_and_works_in_fresh_venv(tmp_path: Path) -> None:
         assert {"sockcli/__init__.py", "sockcli/py.typed", "sockcli/unix.py",
                 "sockcli/config/settings.py"} <= names
         assert not any(n.startswith(("tests/", "config/")) for n in names)
+        # The man page and the completions, as data files of the installation prefix.
+        for source, target in SHARED_DATA.items():
+            member = f"sockcli-{wheel.name.split('-')[1]}.data/data/{target}"
+            assert member in names, f"{member} missing from the wheel"
+            assert zf.read(member) == (REPO / source).read_bytes(), member
 
     # A fresh venv that sees nothing of the development one.
     venv = tmp_path / "venv"
@@ -92,6 +105,8 @@ def test_wheel_installs_and_works_in_fresh_venv(tmp_path: Path) -> None:
                          "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                         env=env, cwd=tmp_path, timeout=60).stdout.strip())
     assert purelib.is_relative_to(venv)
+    for target in SHARED_DATA.values():  # `man sockcli` with the venv's share/man on MANPATH
+        assert (venv / target).is_file(), f"{target} not installed in the venv"
 
     # Use it, from outside the checkout so the repo's sockcli/ cannot shadow the install.
     run_dir = tmp_path / "run"
