@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 
 import click
 
-from sockcli.cli.errors import EXIT_INTERRUPTED, CliError, from_library
+from sockcli.cli.errors import EXIT_INTERRUPTED, from_library
 from sockcli.exceptions import SocketError
 
 __all__ = ["main"]
@@ -33,16 +34,14 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(err=True)
         return EXIT_INTERRUPTED
     except click.ClickException as exc:
-        if debug:
-            raise
-        if isinstance(exc, CliError):
-            exc.show()
-        else:  # usage errors: click's own text, with the hint to --help
-            exc.show()
+        if debug and not isinstance(exc, click.UsageError):
+            traceback.print_exc()  # then the usual line and exit status: --debug adds only
+        # CliError: "sockcli: error: ..."; usage errors: click's own text, with the hint to -h
+        exc.show()
         return exc.exit_code
     except SocketError as exc:
         if debug:
-            raise
+            traceback.print_exc()
         error = from_library(exc)
         error.show()
         return error.exit_code

@@ -57,7 +57,15 @@ class CliError(click.ClickException):
 
     exit_code = 1
 
+    def __init__(self, message: str, *, reported: bool = False) -> None:
+        super().__init__(message)
+        #: True when the failure was already reported line by line (``send --lines``): then
+        #: only the exit status is left to give.
+        self.reported = reported
+
     def show(self, file: IO[Any] | None = None) -> None:
+        if self.reported:
+            return
         click.echo(f"sockcli: error: {self.format_message()}", file=file, err=file is None)
 
 

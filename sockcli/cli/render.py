@@ -6,7 +6,6 @@ rich is imported only when a terminal is there to look at it.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from datetime import datetime
 from typing import Any, TextIO
@@ -32,7 +31,8 @@ class MessagePrinter:
         if rich:
             from rich.console import Console
 
-            self._console = Console(highlight=False, no_color="NO_COLOR" in os.environ)
+            # rich honours NO_COLOR itself, as no-color.org says: only when set and not empty.
+            self._console = Console(highlight=False)
 
     def print(self, message: Any) -> None:
         record = message.as_dict()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -95,24 +96,30 @@ def send(state: CliState, event: str | None, lines: bool, data_text: str | None,
         raise from_library(exc) from None
     try:
         if single is not None:
-            _send_one(client, name, message_type, to, single, timeout)
+            _send_one(state, client, name, message_type, to, single, timeout)
         else:
             _send_lines(state, client, name, message_type, to, timeout)
     finally:
         client.disconnect()
 
 
-def _message(event: str, message_type: str, data: dict[str, Any]) -> Any:
-    from sockcli.types import MessageType, SocketMessage
+def _message(state: CliState, event: str, message_type: str, data: dict[str, Any]) -> Any:
+    from sockcli.types import MessageType, SocketMessage, format_timestamp
 
+    # Stamped in the timezone of the settings this command uses (--config included), not in
+    # that of the process-wide default settings.
+    now_ms = time.time_ns() // 1_000_000
     return SocketMessage(event_name=event, message_type=MessageType.parse(message_type),
+                         timestamp_ms=now_ms,
+                         timestamp_iso=format_timestamp(now_ms, state.settings().socket.timezone),
                          data=data)
 
 
-def _send_one(client: Any, event: str, message_type: str, to: str | None,
+def _send_one(state: CliState, client: Any, event: str, message_type: str, to: str | None,
               data: dict[str, Any], timeout: float | None) -> None:
     try:
-        client.send(_message(event, message_type, data), to=to, wait=True, timeout=timeout)
+        client.send(_message(state, event, message_type, data), to=to, wait=True,
+                    timeout=timeout)
     except MessageError as exc:
         raise from_library(exc) from None
     except SocketError as exc:
@@ -126,8 +133,10 @@ def _send_lines(state: CliState, client: Any, event: str, message_type: str, to:
         if not raw.strip():
             continue
         try:
-            data = parse_object(raw, f"line {number}")
-            client.send(_message(event, message_type, data), to=to, wait=False)
+            # Without its newline, so that an error at the end of the line gets this line's
+            # column, not "column 1" of a line that does not exist.
+            data = parse_object(raw.rstrip(b"\r\n"), f"line {number}")
+            client.send(_message(state, event, message_type, data), to=to, wait=False)
             client.check()  # a refusal (not allowed, unknown recipient) stops us early
         except DataError as exc:
             bad += 1
@@ -150,7 +159,7 @@ def _send_lines(state: CliState, client: Any, event: str, message_type: str, to:
         raise from_library(exc, sending=True) from None
     if state.verbose:
         state.info(f"{sent} messages sent and acknowledged, {bad} lines refused")
-    if bad:
-        raise DataError(f"{bad} line{'s' if bad > 1 else ''} not sent (see above); the other "
-                        f"{sent} were sent and acknowledged")
+    if bad:  # each bad line was reported as it came: one line of stderr per error
+        raise DataError(f"{bad} line{'s' if bad > 1 else ''} not sent; the other {sent} were "
+                        "sent and acknowledged", reported=True)
 

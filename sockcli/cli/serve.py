@@ -67,12 +67,14 @@ def serve(state: CliState, event: str, tcp: bool, host: str | None, port: int | 
     transport = "tcp" if (tcp or host is not None or port is not None) else "unix"
     _raise_fd_limit()
     signalled: list[int] = []
+    started: list[bool] = []
     try:
         hub: Any = create_server(transport, event, settings=state.settings(), **overrides)
 
         def stop(signum: int, frame: Any) -> None:
             signalled.append(signum)
-            hub.stop()
+            if started:  # inside start(), stop() would wait for a loop not running yet
+                hub.stop()
 
         # Handlers before start(): a signal in between must still stop the hub cleanly.
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -80,8 +82,10 @@ def serve(state: CliState, event: str, tcp: bool, host: str | None, port: int | 
         hub.start(blocking=False)
     except SocketError as exc:
         raise from_library(exc) from None
-    if signalled:
+    started.append(True)
+    if signalled:  # stopped before it started serving: say nothing of serving
         hub.stop()
-    state.info(f"serving {event!r} on {hub.address} ({transport}); stop with Ctrl-C")
+    else:
+        state.info(f"serving {event!r} on {hub.address} ({transport}); stop with Ctrl-C")
     hub.wait()
     state.info(f"hub {event!r} stopped")

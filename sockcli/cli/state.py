@@ -42,14 +42,18 @@ class CliState:
         """The validated settings; an invalid one is a ConfigError (exit 78)."""
         if self._settings is None:
             from sockcli.config.settings import load_settings
+            from sockcli.runtime import check_socket_dir
 
             overrides: dict[str, Any] = {}
             if self.socket_dir:
                 overrides["socket_dir"] = os.path.abspath(self.socket_dir)
             try:
-                self._settings = load_settings(self.config_file, **overrides)
-            except ValidationError as exc:
+                settings = load_settings(self.config_file, **overrides)
+                # An unsafe socket_dir is a configuration error for every command alike.
+                check_socket_dir(settings.socket.socket_dir)
+            except SocketError as exc:  # ValidationError included
                 raise ConfigError(str(exc)) from None
+            self._settings = settings
         return self._settings
 
     def info(self, text: str) -> None:
