@@ -7,9 +7,6 @@ transports load on first use and the configuration (pydantic, dynaconf) only whe
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
 from sockcli.exceptions import (
     ConnectionError,
     MaxConnectionsError,
@@ -18,15 +15,21 @@ from sockcli.exceptions import (
     TimeoutError,
     ValidationError,
 )
-from sockcli.types import MessageType, SocketMessage, SocketType
 
+# Everything else loads on first use: ``sockcli send`` must not pay for dataclasses, typing,
+# pydantic or the hub just because the package was imported.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from sockcli.client import SocketClient
     from sockcli.config.models import Settings, SocketConfig, TcpSocketConfig, UnixSocketConfig
     from sockcli.config.settings import load_settings
     from sockcli.factory import create_client, create_server
+    from sockcli.kinds import MessageType, SocketType
     from sockcli.server import ClientInfo, SocketServer
     from sockcli.tcp import TcpSocketClient, TcpSocketServer
+    from sockcli.types import SocketMessage
     from sockcli.unix import UnixSocketClient, UnixSocketServer
 
 __version__ = "0.1.0"
@@ -59,6 +62,9 @@ __all__ = [
 ]
 
 _LAZY = {
+    "MessageType": "sockcli.kinds",
+    "SocketType": "sockcli.kinds",
+    "SocketMessage": "sockcli.types",
     "SocketClient": "sockcli.client",
     "SocketServer": "sockcli.server",
     "ClientInfo": "sockcli.server",
@@ -80,6 +86,8 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'sockcli' has no attribute {name!r}")
+    import importlib
+
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

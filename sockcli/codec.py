@@ -14,12 +14,20 @@ from __future__ import annotations
 
 import struct
 from enum import Enum
-from typing import Any, Final
 
 import msgpack
 
 from sockcli.exceptions import MessageError
-from sockcli.frames import ErrorCode, Frame, frame_from_map, frame_to_map
+
+TYPE_CHECKING = False  # the light send path must not pay for typing or the frame classes
+if TYPE_CHECKING:
+    from typing import Any, Final
+
+    from sockcli.frames import Frame
+
+_MALFORMED = "malformed_frame"
+_TOO_LARGE = "frame_too_large"
+_INVALID = "invalid_message"
 
 __all__ = ["CLOSED", "DEFAULT_MAX_FRAME_SIZE", "HEADER_SIZE", "NEED_DATA", "Codec", "Sentinel"]
 
@@ -40,7 +48,7 @@ CLOSED: Final = Sentinel.CLOSED
 
 
 def _refuse_ext(code: int, data: bytes) -> Any:
-    raise MessageError(f"extension type {code} is not allowed", code=ErrorCode.INVALID_MESSAGE)
+    raise MessageError(f"extension type {code} is not allowed", code=_INVALID)
 
 
 class Codec:
@@ -79,6 +87,8 @@ class Codec:
         m = self.next_map()
         if isinstance(m, Sentinel):
             return m
+        from sockcli.frames import frame_from_map
+
         return frame_from_map(m)
 
     def next_map(self) -> Any:
@@ -90,7 +100,7 @@ class Codec:
         if size > self.max_frame_size:
             raise MessageError(
                 f"frame of {size} bytes exceeds the limit of {self.max_frame_size} bytes",
-                code=ErrorCode.FRAME_TOO_LARGE,
+                code=_TOO_LARGE,
             )
         end = HEADER_SIZE + size
         if len(buf) < end:
@@ -105,7 +115,7 @@ class Codec:
         if self._buffer:
             raise MessageError(
                 f"stream ended inside a frame ({len(self._buffer)} bytes pending)",
-                code=ErrorCode.MALFORMED,
+                code=_MALFORMED,
             )
         return CLOSED
 
@@ -132,12 +142,14 @@ class Codec:
             # UnicodeDecodeError is a ValueError: invalid UTF-8 lands here too.
             # StackError (nesting too deep) has no text: name the exception instead.
             raise MessageError(f"malformed MessagePack: {str(exc) or type(exc).__name__}",
-                               code=ErrorCode.MALFORMED) from None
+                               code=_MALFORMED) from None
 
     # -- sending --------------------------------------------------------------------------
 
     def send(self, frame: Frame) -> bytes:
         """The bytes of one frame; MessageError if it would exceed the size limit."""
+        from sockcli.frames import frame_to_map
+
         return self.pack_map(frame_to_map(frame))
 
     def pack_map(self, m: dict[str, Any]) -> bytes:
@@ -150,6 +162,6 @@ class Codec:
             raise MessageError(
                 f"frame of {len(payload)} bytes exceeds the limit of "
                 f"{self.max_frame_size} bytes",
-                code=ErrorCode.FRAME_TOO_LARGE,
+                code=_TOO_LARGE,
             )
         return _HEADER.pack(len(payload)) + payload

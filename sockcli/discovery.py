@@ -11,11 +11,10 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from sockcli.connect import open_tcp_socket, open_unix_socket
 from sockcli.hubclient import HubAbsentError, HubClient
 from sockcli.runtime import HubRecord, check_socket_dir, list_records, read_record
-from sockcli.tcp import open_tcp_socket
 from sockcli.types import SocketType
-from sockcli.unix import open_unix_socket
 
 __all__ = ["LocalHubClient", "find_hub", "running_hubs"]
 

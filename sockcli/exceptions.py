@@ -12,6 +12,7 @@ import builtins
 
 __all__ = [
     "ConnectionError",
+    "HubAbsentError",
     "MaxConnectionsError",
     "MessageError",
     "SocketError",
@@ -43,6 +44,10 @@ class ValidationError(SocketError, ValueError):
 
 class TimeoutError(SocketError, builtins.TimeoutError):
     """An operation did not complete within its timeout."""
+
+
+class HubAbsentError(ConnectionError):
+    """No hub listens yet (no socket, no record, or refused): worth retrying until a timeout."""
 
 
 class MaxConnectionsError(ConnectionError):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sockcli.exceptions import MessageError, ValidationError
+from sockcli.rules import MAX_DATA_DEPTH, check_data
 from sockcli.types import MessageType, SocketMessage
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "StatsRequest",
     "UnknownFrame",
     "Welcome",
+    "check_data",
     "frame_from_map",
     "frame_to_map",
 ]
@@ -39,8 +41,6 @@ __all__ = [
 PROTOCOL_VERSION = 1
 #: What this implementation's hub offers, announced in the welcome frame.
 FEATURES = ("ack", "stats", "ping", "unicast")
-#: How deeply maps and arrays may nest inside a message's data.
-MAX_DATA_DEPTH = 32
 
 
 class ErrorCode:
@@ -172,26 +172,6 @@ def _get(m: Mapping[str, Any], key: str, kind: type | tuple[type, ...], *, defau
 def _names(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
     return " or ".join(k.__name__ for k in kinds)
-
-
-def check_data(value: Any, depth: int = 0) -> None:
-    """Refuse payload values that JSON cannot carry (bytes, ext types) or that nest too deep."""
-    if depth > MAX_DATA_DEPTH:
-        raise _fail(f"data nests deeper than {MAX_DATA_DEPTH} levels")
-    if value is None or isinstance(value, bool | int | float | str):
-        return
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise _fail(f"data keys must be strings, not {type(k).__name__}")
-            check_data(v, depth + 1)
-        return
-    if isinstance(value, list):
-        for v in value:
-            check_data(v, depth + 1)
-        return
-    raise _fail(f"data may hold only maps, arrays, strings, numbers, booleans and nil, "
-                f"not {type(value).__name__}")
 
 
 def message_from_map(m: Mapping[str, Any]) -> SocketMessage:

@@ -26,6 +26,7 @@ from sockcli.client import SocketClient
 from sockcli.codec import CLOSED, NEED_DATA, Codec
 from sockcli.exceptions import (
     ConnectionError,
+    HubAbsentError,
     MaxConnectionsError,
     MessageError,
     SocketError,
@@ -39,10 +40,6 @@ log = logging.getLogger("sockcli.client")
 
 _RECV_SIZE = 256 * 1024
 _FIRST_RETRY_DELAY = 0.02
-
-
-class HubAbsentError(ConnectionError):
-    """No hub is listening yet (no socket, no record, or refused): worth retrying."""
 
 
 class _Closed:
@@ -429,7 +426,8 @@ class HubClient(SocketClient):
                     self._failed[frame.seq] = frame
                     self._cond.notify_all()
             elif frame.code == fr.ErrorCode.SHUTTING_DOWN:
-                log.info("hub %s is stopping; reconnecting", self._event_name)
+                log.info("hub %s is stopping%s", self._event_name,
+                         "; reconnecting" if self.auto_reconnect else "")
             else:
                 log.warning("hub %s: %s (%s)", self._event_name, frame.reason, frame.code)
             if frame.fatal:

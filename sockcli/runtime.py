@@ -16,12 +16,17 @@ import json
 import os
 import stat
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from sockcli.exceptions import SocketError, ValidationError
-from sockcli.types import SocketType, validate_event_name
+from sockcli.kinds import SocketType
+from sockcli.rules import validate_event_name
+
+TYPE_CHECKING = False  # the light send path reads records: no typing, pathlib, dataclasses
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any, TypeVar
+
+    _P = TypeVar("_P", str, Path)
 
 __all__ = [
     "MAX_UNIX_PATH",
@@ -40,16 +45,16 @@ MAX_UNIX_PATH = 107
 _LOCK_RETRY_SECONDS = 0.5  # readers take the lock shared for a few microseconds
 
 
-def ensure_socket_dir(path: Path) -> Path:
+def ensure_socket_dir(path: _P) -> _P:
     """Create ``path`` 0700 if missing, then refuse it unless it is private to this user."""
     try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.makedirs(path, mode=0o700, exist_ok=True)
     except OSError as exc:
         raise SocketError(f"cannot create socket directory {path}: {exc.strerror}") from exc
     return check_socket_dir(path)
 
 
-def check_socket_dir(path: Path) -> Path:
+def check_socket_dir(path: _P) -> _P:
     """Refuse a directory another user owns or others may write: they could swap our sockets."""
     try:
         st = os.stat(path)
@@ -89,17 +94,44 @@ def record_path(socket_dir: Path, event_name: str) -> Path:
     return socket_dir / f"{validate_event_name(event_name)}.hub"
 
 
-@dataclass(frozen=True)
+_RECORD_FIELDS = ("event_name", "transport", "pid", "started_ms", "path", "host", "port")
+
+
 class HubRecord:
-    """What a running hub says about itself."""
+    """What a running hub says about itself. Immutable; compared by value."""
+
+    __slots__ = ("event_name", "host", "path", "pid", "port", "started_ms", "transport")
 
     event_name: str
     transport: SocketType
     pid: int
     started_ms: int
-    path: str | None = None
-    host: str | None = None
-    port: int | None = None
+    path: str | None
+    host: str | None
+    port: int | None
+
+    def __init__(self, *, event_name: str, transport: SocketType, pid: int, started_ms: int,
+                 path: str | None = None, host: str | None = None,
+                 port: int | None = None) -> None:
+        values = (event_name, transport, pid, started_ms, path, host, port)
+        for name, value in zip(_RECORD_FIELDS, values, strict=True):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"HubRecord is immutable; cannot set {name!r}")
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in _RECORD_FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HubRecord) and self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in _RECORD_FIELDS)
+        return f"HubRecord({fields})"
 
     @property
     def address(self) -> str:
@@ -197,7 +229,7 @@ class HubLock:
         self._fd = None
 
 
-def _live_record(path: Path) -> HubRecord | None:
+def _live_record(path: str | os.PathLike[str]) -> HubRecord | None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError:
@@ -217,16 +249,17 @@ def _live_record(path: Path) -> HubRecord | None:
         os.close(fd)
 
 
-def read_record(socket_dir: Path, event_name: str) -> HubRecord | None:
+def read_record(socket_dir: str | os.PathLike[str], event_name: str) -> HubRecord | None:
     """The record of the live hub for ``event_name``, or None (absent, stale, or starting)."""
-    return _live_record(record_path(socket_dir, event_name))
+    name = f"{validate_event_name(event_name)}.hub"
+    return _live_record(os.path.join(os.fspath(socket_dir), name))
 
 
-def list_records(socket_dir: Path) -> list[HubRecord]:
+def list_records(socket_dir: str | os.PathLike[str]) -> list[HubRecord]:
     """Records of every live hub in ``socket_dir``, sorted by event name."""
     try:
         names = sorted(p for p in os.listdir(socket_dir) if p.endswith(".hub"))
     except OSError:
         return []
-    records = [_live_record(socket_dir / n) for n in names]
+    records = [_live_record(os.path.join(os.fspath(socket_dir), n)) for n in names]
     return [r for r in records if r is not None]

@@ -8,6 +8,7 @@ import socket
 import time
 from typing import Any
 
+from sockcli.connect import open_tcp_socket
 from sockcli.exceptions import ConnectionError, ValidationError
 from sockcli.hub import HubServer
 from sockcli.hubclient import HubAbsentError, HubClient
@@ -106,18 +107,3 @@ class TcpSocketClient(HubClient):
     def _open_socket(self, timeout: float) -> socket.socket:
         host, port = self._target()
         return open_tcp_socket(host, port, timeout, self.event_name)
-
-
-def open_tcp_socket(host: str, port: int, timeout: float, event_name: str) -> socket.socket:
-    """Connect to a hub at host:port; HubAbsentError when nothing listens there."""
-    try:
-        sock = socket.create_connection((host, port), timeout=timeout)
-    except ConnectionRefusedError as exc:
-        raise HubAbsentError(f"no hub is listening on {host}:{port} for event "
-                             f"{event_name!r}") from exc
-    except TimeoutError as exc:
-        raise HubAbsentError(f"{host}:{port} did not answer in time") from exc
-    except OSError as exc:
-        raise ConnectionError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from exc
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small frames: no Nagle delay
-    return sock

@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sockcli.connect import open_unix_socket
 from sockcli.exceptions import ConnectionError, SocketError
 from sockcli.hub import HubServer
-from sockcli.hubclient import HubAbsentError, HubClient
-from sockcli.runtime import HubRecord, check_socket_dir, socket_path
+from sockcli.hubclient import HubClient
+from sockcli.runtime import HubRecord, socket_path
 from sockcli.types import SocketType
 
 __all__ = ["UnixSocketClient", "UnixSocketServer", "open_unix_socket"]
@@ -116,21 +117,3 @@ class UnixSocketClient(HubClient):
 
     def _open_socket(self, timeout: float) -> socket.socket:
         return open_unix_socket(self.socket_path, timeout, self.event_name)
-
-
-def open_unix_socket(path: Path, timeout: float, event_name: str) -> socket.socket:
-    """Connect to the hub socket at ``path``; HubAbsentError when nothing listens there."""
-    check_socket_dir(path.parent)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        sock.connect(str(path))
-    except (FileNotFoundError, ConnectionRefusedError) as exc:
-        sock.close()
-        raise HubAbsentError(
-            f"no hub is running for event {event_name!r} (nothing listens on {path})"
-        ) from exc
-    except OSError as exc:
-        sock.close()
-        raise ConnectionError(f"cannot connect to {path}: {exc.strerror or exc}") from exc
-    return sock
