@@ -64,11 +64,13 @@ def test_table_on_a_terminal(cli) -> None:
     status, shown, err = cli.pty("list")
     assert (status, err) == (0, "")
     assert color_codes(shown) == []  # NO_COLOR is set in the test environment
-    header, *rows = [line.split() for line in strip_ansi(shown).splitlines() if line.strip()]
-    assert header[:7] == ["EVENT", "TRANSPORT", "ADDRESS", "PID", "CLIENTS", "LISTENERS",
-                          "QUEUED"]
+    header, *rows, caption = [line.split() for line in strip_ansi(shown).splitlines()
+                              if line.strip()]
+    assert header[:7] == ["EVENT", "VIA", "ADDRESS", "PID", "CLIENTS", "LISTENERS", "QUEUED"]
+    # Sockets in the socket directory are shown by file name, the directory in the caption.
+    assert caption == ["sockets", "in", str(cli.socket_dir)]
     assert [r[:7] for r in rows] == [
-        ["alpha", "unix", _address(cli, "alpha", "unix"), str(alpha.pid), "0", "0", "0"],
+        ["alpha", "unix", "alpha.sock", str(alpha.pid), "0", "0", "0"],
         ["beta", "tcp", _address(cli, "beta", "tcp"), str(beta.pid), "1", "1", "0"],
     ]
     status, shown, err = cli.pty("list", "--json")

@@ -66,7 +66,8 @@ def list_hubs(state: CliState, as_json: bool, connect: tuple[str, int] | None) -
         return
     from rich.console import Console
 
-    Console().print(hub_table(rows))
+    socket_dir = None if connect else str(state.settings().socket.socket_dir)
+    Console().print(hub_table(rows, socket_dir))
 
 
 def _figures(stats: dict[str, Any]) -> dict[str, Any]:

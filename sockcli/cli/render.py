@@ -6,6 +6,7 @@ rich is imported only when a terminal is there to look at it.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import datetime
 from typing import Any, TextIO
@@ -55,19 +56,27 @@ class MessagePrinter:
         self._console.print(line, soft_wrap=True)
 
 
-def hub_table(rows: list[dict[str, Any]]) -> Any:
-    """A rich table of running hubs."""
+def hub_table(rows: list[dict[str, Any]], socket_dir: str | None = None) -> Any:
+    """A rich table of running hubs; sockets in ``socket_dir`` are shown by file name."""
     from rich.table import Table
 
-    table = Table(box=None, header_style="bold")
-    for column in ("EVENT", "TRANSPORT", "ADDRESS", "PID", "CLIENTS", "LISTENERS", "QUEUED",
-                   "DROPPED", "UP"):
-        table.add_column(column, justify="right" if column in (
-            "PID", "CLIENTS", "LISTENERS", "QUEUED", "DROPPED", "UP") else "left")
+    prefix = os.path.join(socket_dir, "") if socket_dir else None
+    table = Table(box=None, header_style="bold", pad_edge=False,
+                  caption=f"sockets in {socket_dir}" if socket_dir else None)
+    for column in ("EVENT", "VIA", "ADDRESS", "PID", "CLIENTS", "LISTENERS", "QUEUED", "UP"):
+        numeric = column in ("PID", "CLIENTS", "LISTENERS", "QUEUED", "UP")
+        # The event name is the key: never cut it; a long address folds instead.
+        table.add_column(column, justify="right" if numeric else "left",
+                         no_wrap=column != "ADDRESS",
+                         overflow="fold" if column == "ADDRESS" else "ellipsis",
+                         min_width=16 if column == "ADDRESS" else None)
     for row in rows:
+        address = str(row["address"])
+        if prefix and address.startswith(prefix):
+            address = address[len(prefix):]
         cells = ["?" if row.get(k) is None else str(row[k])
-                 for k in ("pid", "clients", "subscribers", "queued", "dropped")]
-        table.add_row(row["event_name"], row["transport"], row["address"], *cells,
+                 for k in ("pid", "clients", "subscribers", "queued")]
+        table.add_row(row["event_name"], row["transport"], address, *cells,
                       _uptime(row.get("started_ms")))
     return table
 
