@@ -525,8 +525,11 @@ def test_make_demo_runs_the_demo_script_with_the_venv_first_on_path() -> None:
     make = shutil.which("make")
     if make is None:
         pytest.skip("make is not installed")
-    planned = subprocess.run([make, "-n", "demo"], cwd=REPO, capture_output=True, text=True,
-                             timeout=20)
+    # Under `make test` this runs inside make: without the parent's variables, and without
+    # "Entering directory" lines.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+    planned = subprocess.run([make, "--no-print-directory", "-n", "demo"], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=20)
     assert planned.returncode == 0, planned.stderr
     command = planned.stdout.strip().splitlines()[-1]
     assert command == f'PATH="{REPO / ".venv" / "bin"}:$PATH" bash examples/demo.sh'

@@ -22,9 +22,7 @@ code   meaning
 
 from __future__ import annotations
 
-from typing import IO, Any
-
-import click
+import sys
 
 from sockcli.exceptions import (
     ConnectionError,
@@ -52,21 +50,30 @@ __all__ = [
 EXIT_INTERRUPTED = 130
 
 
-class CliError(click.ClickException):
-    """A failure the user can act on: printed as one ``sockcli: error: ...`` line."""
+class CliError(Exception):
+    """A failure the user can act on: printed as one ``sockcli: error: ...`` line.
+
+    Not a ``click.ClickException``, on purpose: ``sockcli send`` can run without importing
+    click at all (see :mod:`sockcli.cli.sendcore`), and :func:`sockcli.cli.main` prints these
+    itself, whether click ran or not.
+    """
 
     exit_code = 1
 
     def __init__(self, message: str, *, reported: bool = False) -> None:
         super().__init__(message)
+        self.message = message
         #: True when the failure was already reported line by line (``send --lines``): then
         #: only the exit status is left to give.
         self.reported = reported
 
-    def show(self, file: IO[Any] | None = None) -> None:
-        if self.reported:
-            return
-        click.echo(f"sockcli: error: {self.format_message()}", file=file, err=file is None)
+    def format_message(self) -> str:
+        return self.message
+
+    def show(self) -> None:
+        if not self.reported:
+            sys.stderr.write(f"sockcli: error: {self.message}\n")
+            sys.stderr.flush()
 
 
 class NoEventError(CliError):

@@ -4,9 +4,10 @@ of sockcli together."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from sockcli.config.models import Settings, SocketConfig, TcpSocketConfig, UnixSocketConfig
     from sockcli.config.settings import get_settings, load_settings
 

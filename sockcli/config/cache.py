@@ -11,11 +11,13 @@ the very next run. Entries are JSON (never pickle), 0600, in ``$XDG_CACHE_HOME/s
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
-from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # read on every `sockcli send`: no typing, pathlib or hashlib
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
 
 __all__ = ["CachedSettings", "cache_file", "cache_key", "load_cached", "store_cached"]
 
@@ -25,13 +27,13 @@ _NOT_SETTINGS = frozenset({"SOCKCLI_EVENT", "SOCKCLI_CONFIG", "SOCKCLI_DEBUG", "
                            "SOCKCLI_NO_CACHE"})
 
 
-def cache_file() -> Path:
+def cache_file() -> str:
     """``$XDG_CACHE_HOME/sockcli/settings.json`` (``~/.cache/...`` by default)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "sockcli" / "settings.json"
+    return os.path.join(base, "sockcli", "settings.json")
 
 
-def _file_id(path: Path) -> list[Any]:
+def _file_id(path: str | os.PathLike[str]) -> list[Any]:
     try:
         st = os.stat(path)
     except OSError:
@@ -39,8 +41,8 @@ def _file_id(path: Path) -> list[Any]:
     return [str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
-def cache_key(files: list[Path], overrides: dict[str, Any]) -> str:
-    """A digest of everything the validated settings depend on."""
+def cache_key(files: list[str], overrides: dict[str, Any]) -> str:
+    """Everything the validated settings depend on, as one canonical JSON text."""
     from sockcli import __version__
 
     env = sorted((k, v) for k, v in os.environ.items()
@@ -55,7 +57,7 @@ def cache_key(files: list[Path], overrides: dict[str, Any]) -> str:
         "home": os.environ.get("HOME"),
         "overrides": sorted((k, repr(v)) for k, v in overrides.items()),
     }
-    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+    return json.dumps(material, sort_keys=True)
 
 
 def load_cached(key: str) -> CachedSettings | None:
@@ -89,8 +91,8 @@ def store_cached(key: str, data: dict[str, Any]) -> None:
     """Write the entry atomically; a failure to cache is never an error."""
     path = cache_file()
     with contextlib.suppress(OSError):
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        tmp = os.path.join(os.path.dirname(path), f".settings.json.{os.getpid()}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600)
         with open(fd, "w", encoding="utf-8") as fh:
@@ -108,6 +110,19 @@ class _Section:
         return dict(self.__dict__)
 
 
+class _SocketSection(_Section):
+    @property
+    def socket_dir(self) -> Path:
+        from pathlib import Path  # only for those who ask: the send path uses the text
+
+        return Path(self.__dict__["socket_dir_text"])
+
+    def model_dump(self) -> dict[str, Any]:
+        values = dict(self.__dict__)
+        values["socket_dir"] = values.pop("socket_dir_text")
+        return values
+
+
 class _UnixSection(_Section):
     socket_permissions: str
 
@@ -123,8 +138,8 @@ class CachedSettings:
     def __init__(self, data: dict[str, Any]) -> None:
         self._data = data
         socket = dict(data["socket"])
-        socket["socket_dir"] = Path(socket["socket_dir"])
-        self.socket = _Section(socket)
+        socket["socket_dir_text"] = str(socket.pop("socket_dir"))
+        self.socket = _SocketSection(socket)
         self.unix = _UnixSection(dict(data["unix"]))
         self.tcp = _Section(dict(data["tcp"]))
 

@@ -8,14 +8,16 @@ integer" alone does not tell a user which of four places to fix.
 
 from __future__ import annotations
 
+import _thread
 import os
-import threading
-import tomllib
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
 from sockcli.exceptions import ValidationError
+
+TYPE_CHECKING = False  # a cached load must not import typing, pathlib, tomllib or pydantic
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+    from typing import Any
 
 __all__ = [
     "ENV_PREFIX",
@@ -24,32 +26,46 @@ __all__ = [
     "default_settings_file",
     "get_settings",
     "load_settings",
+    "load_settings_data",
     "user_settings_file",
 ]
 
 ENV_PREFIX = "SOCKCLI"
 _SECTIONS = ("unix", "tcp")
-_lock = threading.Lock()
+_lock = _thread.allocate_lock()
 _cached: Any = None
+
+
+def _default_path() -> str:
+    # Beside this module in a wheel; no importlib.resources, whose import alone costs ~9 ms.
+    here = os.path.dirname(os.path.abspath(__file__))
+    packaged = os.path.join(here, "settings.toml")
+    if os.path.isfile(packaged):
+        return packaged
+    return os.path.join(os.path.dirname(os.path.dirname(here)), "config", "settings.toml")
+
+
+def _user_path() -> str:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "sockcli", "settings.toml")
 
 
 def default_settings_file() -> Path:
     """The packaged defaults: inside the wheel, or config/settings.toml in a source checkout."""
-    # Beside this module in a wheel; no importlib.resources, whose import alone costs ~9 ms.
-    packaged = Path(__file__).with_name("settings.toml")
-    if packaged.is_file():
-        return packaged
-    return Path(__file__).resolve().parents[2] / "config" / "settings.toml"
+    from pathlib import Path
+
+    return Path(_default_path())
 
 
 def user_settings_file() -> Path:
     """``$XDG_CONFIG_HOME/sockcli/settings.toml``, else ``~/.config/sockcli/settings.toml``."""
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "sockcli" / "settings.toml"
+    from pathlib import Path
+
+    return Path(_user_path())
 
 
 def _lower(value: Any) -> Any:
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         return {str(k).lower(): _lower(v) for k, v in value.items()}
     return value
 
@@ -65,6 +81,8 @@ def _fields() -> dict[str | None, set[str]]:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib
+
     try:
         with path.open("rb") as fh:
             return _lower(tomllib.load(fh))  # type: ignore[no-any-return]
@@ -169,8 +187,8 @@ def load_settings(config_file: str | os.PathLike[str] | None = None,
     """
     from sockcli.config import cache
 
-    user_file = Path(config_file) if config_file is not None else user_settings_file()
-    key = cache.cache_key([default_settings_file(), user_file], overrides)
+    user_file = os.fspath(config_file) if config_file is not None else _user_path()
+    key = cache.cache_key([_default_path(), user_file], overrides)
     cached = cache.load_cached(key)
     if cached is not None:
         return cached
@@ -181,8 +199,24 @@ def load_settings(config_file: str | os.PathLike[str] | None = None,
     return settings
 
 
+def load_settings_data(config_file: str | os.PathLike[str] | None = None,
+                       **overrides: Any) -> dict[str, Any]:
+    """:func:`load_settings` as plain JSON values ({"socket": {...}, "unix": ..., "tcp": ...}),
+    for code that must not import pathlib or pydantic when the cache is fresh."""
+    settings = load_settings(config_file, **overrides)
+    as_json = getattr(settings, "as_json", None)
+    if as_json is not None:
+        data: dict[str, Any] = as_json()
+        return data
+    return {"socket": settings.socket.model_dump(mode="json"),
+            "unix": settings.unix.model_dump(mode="json"),
+            "tcp": settings.tcp.model_dump(mode="json")}
+
+
 def _load_and_validate(config_file: str | os.PathLike[str] | None,
                        overrides: Mapping[str, Any]) -> Any:
+    from pathlib import Path
+
     from dynaconf import Dynaconf
 
     fields = _fields()
