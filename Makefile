@@ -4,13 +4,14 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv demo test lint unit completions bench clean
+.PHONY: help venv demo test lint unit completions bench fuzz clean
 
 help:
 	@echo "make demo   - create $(VENV), run a hub, a listener and the wallpaper pipeline example with the CLI"
 	@echo "make test   - create $(VENV), install sockcli with its test extras, lint, type-check, run the suite"
 	@echo "make lint   - ruff and mypy (strict) only"
 	@echo "make bench  - benchmarks against baselines run alongside (BENCH_ARGS=--quick: smoke run)"
+	@echo "make fuzz   - fuzz the codec and the hub's handshake with atheris, FUZZ_SECONDS (30) each"
 	@echo "make completions - regenerate completions/ (bash, zsh, fish) from click's shell completion"
 	@echo "make clean  - remove $(VENV) and build artefacts"
 
@@ -51,6 +52,24 @@ completions: $(STAMP)
 	mv completions/sockcli.bash.tmp completions/sockcli.bash
 	mv completions/_sockcli.tmp completions/_sockcli
 	mv completions/sockcli.fish.tmp completions/sockcli.fish
+
+# Coverage-guided fuzzing (atheris, installed into the venv when missing) of fuzz/fuzz_*.py, for
+# FUZZ_SECONDS each. The corpora grow in .fuzz/<target>/ and a crash is written to
+# .fuzz/<target>-crash-*; replay one with `$(BIN)/python fuzz/fuzz_<target>.py --replay FILE`.
+# Without atheris (no wheel for this platform) the targets replay their seeds instead.
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS ?= codec handshake
+
+fuzz: $(STAMP)
+	$(BIN)/python -c 'import atheris' 2>/dev/null || $(BIN)/python -m pip install --quiet atheris \
+		|| echo "atheris could not be installed: the fuzz targets will only replay their seeds"
+	mkdir -p .fuzz
+	for target in $(FUZZ_TARGETS); do \
+		rm -rf .fuzz/run; \
+		FUZZ_RUN_DIR="$(CURDIR)/.fuzz/run" $(BIN)/python fuzz/fuzz_$$target.py \
+			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			-artifact_prefix=.fuzz/$$target- .fuzz/$$target || exit 1; \
+	done; rm -rf .fuzz/run
 
 clean:
 	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -8,6 +8,7 @@ transports load on first use and the configuration (pydantic, dynaconf) only whe
 from __future__ import annotations
 
 from sockcli.exceptions import (
+    AuthenticationError,
     ConnectionError,
     MaxConnectionsError,
     MessageError,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuthenticationError",
     "ClientInfo",
     "ConnectionError",
     "MaxConnectionsError",

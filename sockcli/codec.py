@@ -105,9 +105,10 @@ class Codec:
         end = HEADER_SIZE + size
         if len(buf) < end:
             return self._starved()
-        payload = bytes(buf[HEADER_SIZE:end])
-        del buf[:end]
-        return self._unpack(payload)
+        with memoryview(buf) as view:  # no copy of the payload; released before the resize
+            m = self._unpack(view[HEADER_SIZE:end])
+        del buf[:end]  # O(1): CPython's bytearray moves its start, not its bytes
+        return m
 
     def _starved(self) -> Sentinel:
         if not self._eof:
@@ -119,7 +120,7 @@ class Codec:
             )
         return CLOSED
 
-    def _unpack(self, payload: bytes) -> Any:
+    def _unpack(self, payload: bytes | memoryview) -> Any:
         limit = self.max_frame_size
         try:
             return msgpack.unpackb(

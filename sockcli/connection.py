@@ -6,6 +6,7 @@ import socket
 import time
 from collections import deque
 from enum import Enum
+from typing import Any
 
 from sockcli.codec import Codec
 from sockcli.server import ClientInfo
@@ -25,10 +26,12 @@ class Connection:
 
     __slots__ = (
         "ack_seq",
+        "auth",
         "close_deadline",
         "codec",
         "connected_ms",
         "fd",
+        "frame_deadline",
         "handshake_deadline",
         "info",
         "out",
@@ -36,6 +39,7 @@ class Connection:
         "peer",
         "sock",
         "state",
+        "tls",
         "want_write",
     )
 
@@ -48,12 +52,20 @@ class Connection:
         self.connected_ms = time.time_ns() // 1_000_000
         self.handshake_deadline = time.monotonic() + handshake_timeout
         self.close_deadline = 0.0
+        #: When the partial frame held in the codec must be complete (0.0: none is held).
+        self.frame_deadline = 0.0
         self.info: ClientInfo | None = None
         self.out: deque[bytes | memoryview] = deque()
         self.out_size = 0
         self.want_write = False
         #: Highest sequence number handled in the current read batch, acknowledged after it.
         self.ack_seq: int | None = None
+        #: The hub's challenge (sockcli.auth.HubChallenge) while it waits for the client's
+        #: answer; None otherwise.
+        self.auth: Any = None
+        #: The hub's TLS state (sockcli.hub._TlsPending) until the TLS handshake is done; None
+        #: otherwise, and always on a hub without TLS.
+        self.tls: Any = None
 
     @property
     def subscribed(self) -> bool:

@@ -52,6 +52,7 @@ class LocalHubClient(HubClient):
             raise HubAbsentError(f"no hub is running for event {self.event_name!r}")
         self.record = record
         if record.transport is SocketType.TCP and record.port is not None:
+            self.tls_server_name = record.host or "127.0.0.1"
             return open_tcp_socket(record.host or "127.0.0.1", record.port, timeout,
                                    self.event_name)
         return open_unix_socket(Path(str(record.path)), timeout, self.event_name)

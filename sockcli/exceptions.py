@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 
 __all__ = [
+    "AuthenticationError",
     "ConnectionError",
     "HubAbsentError",
     "MaxConnectionsError",
@@ -52,3 +53,17 @@ class HubAbsentError(ConnectionError):
 
 class MaxConnectionsError(ConnectionError):
     """The hub already holds ``max_connections`` clients and refused this one."""
+
+
+class AuthenticationError(ConnectionError):
+    """The hub refused who this client is, or one side could not prove who it is: a wrong or
+    missing token, a peer the hub does not admit, TLS required or failed (docs/SECURITY.md).
+
+    Retrying does not help: the configuration must change.
+    """
+
+    def __init__(self, message: str, *, code: str = "auth_failed") -> None:
+        super().__init__(message)
+        #: ``auth_failed``, ``peer_not_allowed`` or ``tls_required`` (the hub's error codes),
+        #: or ``tls_failed`` when this client's TLS handshake failed.
+        self.code = code

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sockcli.exceptions import MessageError, ValidationError
-from sockcli.rules import MAX_DATA_DEPTH, check_data
+from sockcli.kinds import MESSAGE_TYPE_BY_VALUE
+from sockcli.rules import EVENT_NAME_PATTERN, MAX_DATA_DEPTH, check_data
 from sockcli.types import MessageType, SocketMessage
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "check_data",
     "frame_from_map",
     "frame_to_map",
+    "relay_fields",
 ]
 
 #: The major protocol version; it changes only when an older peer could misread a newer one.
@@ -57,6 +59,10 @@ class ErrorCode:
     UNKNOWN_KIND = "unknown_kind"
     SLOW_CONSUMER = "slow_consumer"
     SHUTTING_DOWN = "shutting_down"
+    # Access control (docs/SECURITY.md); all three are fatal and sent before any welcome.
+    PEER_NOT_ALLOWED = "peer_not_allowed"
+    AUTH_FAILED = "auth_failed"
+    TLS_REQUIRED = "tls_required"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -176,6 +182,37 @@ def _names(kind: type | tuple[type, ...]) -> str:
 
 def message_from_map(m: Mapping[str, Any]) -> SocketMessage:
     """Build and validate a SocketMessage from the message keys of a frame."""
+    # Every message a listener receives passes here: the usual shape is checked once, by
+    # relay_fields, without building anything; anything else takes the path that explains.
+    fields = relay_fields(m)
+    if fields is not None:
+        return SocketMessage._checked(fields[0], m["timestamp_ms"], m["timestamp_iso"],
+                                      fields[1], m["data"])
+    return _message_explained(m)
+
+
+def relay_fields(m: Mapping[str, Any]) -> tuple[str, MessageType, int | None, str | None] | None:
+    """The checks of :func:`message_from_map` and of a message frame's ``seq`` and ``to``,
+    without building objects: (event_name, message_type, seq, to), or None when the frame
+    is not of the usual shape (then :func:`frame_from_map` says what is wrong with it).
+
+    The hub relays with this when no handler needs a :class:`SocketMessage`.
+    """
+    data, event, stamp = m.get("data"), m.get("event_name"), m.get("timestamp_ms")
+    iso, kind, seq, to = m.get("timestamp_iso"), m.get("message_type"), m.get("seq"), m.get("to")
+    if not (type(data) is dict and type(event) is str and type(stamp) is int and
+            type(iso) is str and iso and type(kind) is str and
+            (seq is None or (type(seq) is int and 0 <= seq < 2**63)) and
+            (to is None or type(to) is str)):
+        return None
+    message_type = MESSAGE_TYPE_BY_VALUE.get(kind)
+    if message_type is None or not EVENT_NAME_PATTERN.fullmatch(event):
+        return None
+    check_data(data)
+    return event, message_type, seq, to
+
+
+def _message_explained(m: Mapping[str, Any]) -> SocketMessage:
     data = _get(m, "data", dict)
     check_data(data)
     try:
@@ -237,8 +274,13 @@ def _welcome(m: Mapping[str, Any]) -> Welcome:
 
 
 def _message(m: Mapping[str, Any]) -> MessageFrame:
-    to = _get(m, "to", str, default=None)
-    return MessageFrame(message=message_from_map(m), seq=_optional_seq(m), to=to)
+    message = message_from_map(m)
+    seq, to = m.get("seq"), m.get("to")
+    if (seq is None or (type(seq) is int and 0 <= seq < 2**63)) and \
+            (to is None or type(to) is str):
+        return MessageFrame(message=message, seq=seq, to=to)
+    return MessageFrame(message=message, seq=_optional_seq(m),
+                        to=_get(m, "to", str, default=None))
 
 
 def _error(m: Mapping[str, Any]) -> ErrorFrame:

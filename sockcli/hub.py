@@ -40,8 +40,8 @@ _CLOSE_GRACE = 1.0  # seconds a dropped client gets to read why it is dropped
 class HubStats:
     """Counters of one hub; read them with :meth:`HubServer.stats`."""
 
-    __slots__ = ("delivered", "dropped", "dropped_clients", "received", "refused_connections",
-                 "rejected")
+    __slots__ = ("delivered", "denied", "dropped", "dropped_clients", "received",
+                 "refused_connections", "rejected")
 
     def __init__(self) -> None:
         self.received = 0  # messages accepted from clients
@@ -50,6 +50,7 @@ class HubStats:
         self.dropped_clients = 0  # subscribers dropped for not reading
         self.refused_connections = 0  # connections refused over max_connections
         self.rejected = 0  # messages refused (not allowed, invalid, unknown recipient)
+        self.denied = 0  # connections refused by access control (peer, token, TLS)
 
 
 class _Queued:
@@ -58,6 +59,16 @@ class _Queued:
     def __init__(self, message_type: MessageType, frame: bytes) -> None:
         self.message_type = message_type
         self.frame = frame
+
+
+class _TlsPending:
+    """A connection of a TLS hub before its TLS handshake is done (Connection.tls)."""
+
+    __slots__ = ("refusal", "wrapped")
+
+    def __init__(self) -> None:
+        self.wrapped = False  # False: the first byte was not seen yet
+        self.refusal: fr.ErrorFrame | None = None  # to send once TLS is up (max_connections)
 
 
 class HubServer(SocketServer):
@@ -80,9 +91,10 @@ class HubServer(SocketServer):
         self._clients: dict[str, ClientInfo] = {}
         self._conns: dict[int, Connection] = {}
         self._by_id: dict[str, Connection] = {}
+        self._subs: list[Connection] | None = None  # subscribers, cached between changes
         self._queue: deque[_Queued] = deque()
         self._dirty: set[Connection] = set()
-        self._unsettled: set[Connection] = set()  # in handshake or closing: they have deadlines
+        self._unsettled: set[Connection] = set()  # in handshake, closing or mid-frame: deadlines
         self._stats = HubStats()
         self._next_id = 0
         self._running = False
@@ -117,6 +129,15 @@ class HubServer(SocketServer):
     def _peer_info(self, sock: socket.socket, addr: Any) -> tuple[str, dict[str, int]]:
         """Describe a new peer: its address text and credentials, where the transport has them."""
         return str(addr), {}
+
+    def _peer_refusal(self, info: ClientInfo) -> str | None:
+        """Why this peer may not connect at all (its credentials), or None to let it in."""
+        return None
+
+    #: The shared token clients must prove they know (TCP, docs/SECURITY.md); None: no token.
+    _token: bytes | None = None
+    #: The ssl.SSLContext that wraps accepted connections (TCP with tls_cert); None: no TLS.
+    _tls_context: Any = None
 
     # -- SocketServer ---------------------------------------------------------------------
 
@@ -166,6 +187,7 @@ class HubServer(SocketServer):
             "dropped_clients": s.dropped_clients,
             "refused_connections": s.refused_connections,
             "rejected": s.rejected,
+            "denied": s.denied,
         }
 
     def start(self, blocking: bool | None = None) -> None:
@@ -299,6 +321,9 @@ class HubServer(SocketServer):
                         self._drain_wake()
                     else:
                         conn: Connection = key.data
+                        if conn.tls is not None and not conn.closing:
+                            self._tls_event(conn)  # TLS handshake first, then frames
+                            continue
                         if mask & selectors.EVENT_READ:
                             self._read_guarded(conn)
                         if mask & selectors.EVENT_WRITE and conn.fd in self._conns:
@@ -333,6 +358,13 @@ class HubServer(SocketServer):
                                                reason="no hello frame in time", fatal=True))
             elif conn.state is ConnectionState.CLOSING and now >= conn.close_deadline:
                 self._close(conn)
+            elif conn.frame_deadline and now >= conn.frame_deadline and not conn.closing:
+                self._stats.rejected += 1
+                self._drop(conn, fr.ErrorFrame(
+                    code=fr.ErrorCode.MALFORMED, fatal=True,
+                    reason=f"no complete frame within frame_timeout "
+                           f"({self.config.frame_timeout:g} s): {conn.codec.buffered} bytes "
+                           "of an unfinished frame held"))
 
     def _accept(self) -> None:
         assert self._listener is not None and self._selector is not None
@@ -353,14 +385,85 @@ class HubServer(SocketServer):
             self._conns[conn.fd] = conn
             self._unsettled.add(conn)
             self._selector.register(sock, selectors.EVENT_READ, conn)
+            if self._tls_context is not None:
+                conn.tls = _TlsPending()
             live = len(self._conns) - sum(
                 1 for c in self._unsettled if c.state is ConnectionState.CLOSING)
-            if live > self.max_connections:
+            refusal = self._peer_refusal(conn.info)
+            if refusal is not None:
+                self._stats.denied += 1
+                log.warning("hub %s refuses %s: %s", self._event_name, peer, refusal)
+                self._refuse(conn, fr.ErrorFrame(code=fr.ErrorCode.PEER_NOT_ALLOWED, fatal=True,
+                                                 reason=refusal))
+            elif live > self.max_connections:
                 self._stats.refused_connections += 1
-                self._drop(conn, fr.ErrorFrame(
+                self._refuse(conn, fr.ErrorFrame(
                     code=fr.ErrorCode.MAX_CONNECTIONS, fatal=True,
                     reason=f"hub {self._event_name!r} already holds its maximum of "
                            f"{self.max_connections} connections"))
+
+    def _refuse(self, conn: Connection, error: fr.ErrorFrame) -> None:
+        """Refuse a connection just accepted: at once, or over TLS once its handshake is done
+        (a TLS client could not read a plain error frame)."""
+        if conn.tls is not None:
+            conn.tls.refusal = error
+        else:
+            self._drop(conn, error)
+
+    # -- TLS (docs/SECURITY.md): sniff the first byte, then a non-blocking handshake ---------
+
+    def _tls_event(self, conn: Connection) -> None:
+        try:
+            self._tls_step(conn)
+        except Exception:
+            log.exception("hub %s: unexpected error in the TLS handshake of %s; dropping it",
+                          self._event_name, conn.peer)
+            self._close(conn)
+
+    def _tls_step(self, conn: Connection) -> None:
+        from sockcli import tls
+
+        pending: _TlsPending = conn.tls
+        assert self._selector is not None
+        if not pending.wrapped:
+            try:
+                is_tls = tls.sniff(conn.sock)
+            except (EOFError, OSError):
+                self._close(conn)
+                return
+            if is_tls is None:
+                return
+            if not is_tls:  # a plain client: tell it in plain frames, which it can read
+                conn.tls = None
+                self._stats.denied += 1
+                self._drop(conn, fr.ErrorFrame(
+                    code=fr.ErrorCode.TLS_REQUIRED, fatal=True,
+                    reason=f"hub {self._event_name!r} speaks TLS only: give the client the "
+                           "CA of its certificate (tls_ca, --tls-ca)"))
+                return
+            self._selector.unregister(conn.sock)
+            conn.sock = self._tls_context.wrap_socket(conn.sock, server_side=True,
+                                                      do_handshake_on_connect=False)
+            conn.want_write = False
+            self._selector.register(conn.sock, selectors.EVENT_READ, conn)
+            pending.wrapped = True
+        try:
+            step = tls.handshake_step(conn.sock)
+        except OSError as exc:  # ssl.SSLError included: a bad certificate, not TLS after all
+            self._stats.denied += 1
+            log.info("hub %s: TLS handshake with %s failed: %s", self._event_name, conn.peer,
+                     exc)
+            self._close(conn)
+            return
+        if step != "done":
+            self._set_write_interest(conn, step == "write")
+            return
+        conn.tls = None
+        self._set_write_interest(conn, bool(conn.out))
+        if pending.refusal is not None:
+            self._drop(conn, pending.refusal)
+        else:
+            self._read_guarded(conn)  # the hello may have come with the handshake's end
 
     def _read_guarded(self, conn: Connection) -> None:
         """Serve one readable connection; a bug its input triggers costs it, not the hub."""
@@ -382,26 +485,50 @@ class HubServer(SocketServer):
             if not data:
                 self._close(conn)
             return  # discard: we are only waiting for the peer to read our last words
+        fed = conn.codec.buffered + len(data)  # for the frame deadline: did a frame end?
         conn.codec.receive_data(data)
         try:
             while not conn.closing:
-                event = conn.codec.next_event()
-                if event is NEED_DATA:
+                m = conn.codec.next_map()
+                if m is NEED_DATA:
                     break
-                if event is CLOSED:
+                if m is CLOSED:
                     self._close(conn)
                     return
-                self._handle(conn, event)
+                if type(m) is dict and m.get("kind") == "message" and \
+                        conn.state is ConnectionState.ACTIVE and not self._handlers:
+                    self._relay_map(conn, m)  # the hot path: no frame or message objects
+                    continue
+                self._handle(conn, fr.frame_from_map(m))
         except MessageError as exc:
             self._stats.rejected += 1
             self._drop(conn, fr.ErrorFrame(code=exc.code, reason=str(exc), fatal=True))
         if conn.ack_seq is not None and conn.state is ConnectionState.ACTIVE:
             self._write(conn, fr.Ack(seq=conn.ack_seq))
             conn.ack_seq = None
+        if conn.frame_deadline or conn.codec.buffered:
+            self._track_partial_frame(conn, fed)
+
+    def _track_partial_frame(self, conn: Connection, fed: int) -> None:
+        """Start, keep or clear the deadline of the incomplete frame ``conn`` holds after a
+        read (``fed``: the bytes the codec held with that read). A frame that began before the
+        read and is still incomplete keeps its deadline: trickling bytes does not extend it."""
+        if conn.closing or self._conns.get(conn.fd) is not conn:
+            return
+        held = conn.codec.buffered
+        if not held:
+            conn.frame_deadline = 0.0
+            if conn.state is ConnectionState.ACTIVE:
+                self._unsettled.discard(conn)
+        elif held < fed or not conn.frame_deadline:  # a new frame began
+            conn.frame_deadline = time.monotonic() + self.config.frame_timeout
+            self._unsettled.add(conn)
 
     def _handle(self, conn: Connection, frame: fr.Frame) -> None:
         if conn.state is ConnectionState.HANDSHAKE:
-            if isinstance(frame, fr.Hello):
+            if conn.auth is not None:  # a challenge is out: only its answer may come
+                self._authenticate(conn, frame)
+            elif isinstance(frame, fr.Hello):
                 self._welcome(conn, frame)
             else:
                 self._drop(conn, fr.ErrorFrame(code=fr.ErrorCode.HANDSHAKE_REQUIRED, fatal=True,
@@ -425,12 +552,16 @@ class HubServer(SocketServer):
                 code=fr.ErrorCode.INVALID_MESSAGE,
                 reason=f"a client may not send a {type(frame).__name__} frame"))
 
-    def _welcome(self, conn: Connection, hello: fr.Hello) -> None:
+    def _welcome(self, conn: Connection, hello: fr.Hello,
+                 proof: dict[str, Any] | None = None) -> None:
         if hello.version != fr.PROTOCOL_VERSION:
             self._drop(conn, fr.ErrorFrame(
                 code=fr.ErrorCode.UNSUPPORTED_VERSION, fatal=True,
                 reason=f"protocol version {hello.version} is not supported; this hub speaks "
                        f"version {fr.PROTOCOL_VERSION}"))
+            return
+        if self._token is not None and proof is None:
+            self._challenge(conn, hello)
             return
         self._next_id += 1
         client_id = f"c{self._next_id}"
@@ -444,14 +575,63 @@ class HubServer(SocketServer):
         conn.state = ConnectionState.ACTIVE
         self._unsettled.discard(conn)
         self._by_id[client_id] = conn
+        self._subs = None
         with self._lock:
             self._clients[client_id] = info
-        self._write(conn, fr.Welcome(
+        welcome = fr.Welcome(
             client_id=client_id, event_name=self._event_name,
             allow_client_send=self.config.allow_client_send,
-            max_frame_size=self.config.buffer_size))
+            max_frame_size=self.config.buffer_size,
+            features=fr.FEATURES if proof is None else (*fr.FEATURES, "auth"))
+        if proof is None:
+            self._write(conn, welcome)
+        else:  # the hub's proof of the token: a key frames.Welcome does not carry
+            self._write_map(conn, {**fr.frame_to_map(welcome), "auth": proof})
         if info.subscribed and self._queue:
             self._replay_queue(conn)
+
+    def _challenge(self, conn: Connection, hello: fr.Hello) -> None:
+        """A token is required: ask the client to prove it knows it (sockcli.auth)."""
+        from sockcli import auth
+
+        offer = hello.extra.get("auth")
+        if not auth.offers_hmac(offer):
+            why = ("this client offered none (it has no token configured, or it is too old "
+                   "for token authentication)" if offer is None
+                   else f"this client offers none of its methods ({offer!r})")
+            self._deny(conn, f"hub {self._event_name!r} requires a token and {why}; give the "
+                             "client the hub's token (token_file, SOCKCLI_TOKEN or "
+                             "--token-file)")
+            return
+        conn.auth = auth.HubChallenge(hello)
+        self._write_map(conn, conn.auth.frame())
+
+    def _authenticate(self, conn: Connection, frame: fr.Frame) -> None:
+        from sockcli.exceptions import AuthenticationError
+
+        challenge = conn.auth
+        conn.auth = None
+        assert self._token is not None
+        if isinstance(frame, fr.UnknownFrame):
+            kind, fields = frame.kind, frame.fields
+        else:
+            kind, fields = type(frame).__name__, {}
+        try:
+            proof = challenge.verify(self._token, kind, fields)
+        except AuthenticationError as exc:
+            self._deny(conn, f"authentication failed: {exc}")
+            return
+        self._welcome(conn, challenge.hello, proof)
+
+    def _deny(self, conn: Connection, reason: str) -> None:
+        self._stats.denied += 1
+        log.warning("hub %s refuses %s: %s", self._event_name, conn.peer, reason)
+        self._drop(conn, fr.ErrorFrame(code=fr.ErrorCode.AUTH_FAILED, fatal=True, reason=reason))
+
+    def _write_map(self, conn: Connection, m: dict[str, Any]) -> None:
+        """Write a frame given as a raw map (kinds and keys frames.py does not model)."""
+        conn.enqueue(self._codec.pack_map(m))
+        self._mark_dirty(conn)
 
     def _replay_queue(self, conn: Connection) -> None:
         """Hand a new subscriber the queued messages its filter accepts, oldest first."""
@@ -495,25 +675,65 @@ class HubServer(SocketServer):
         else:
             self._broadcast(data, message.message_type, exclude=conn)
 
+    def _relay_map(self, conn: Connection, m: dict[str, Any]) -> None:
+        """:meth:`_client_message` for a hub without handlers, straight from the map: the
+        same checks (:func:`frames.relay_fields`), the same refusals, the same relay."""
+        fields = fr.relay_fields(m)
+        if fields is None:  # not the usual shape: the full path explains what is wrong
+            self._handle(conn, fr.frame_from_map(m))
+            return
+        event, message_type, seq, to = fields
+        if seq is not None:
+            conn.ack_seq = seq if conn.ack_seq is None else max(conn.ack_seq, seq)
+        refusal = self._refusal_of(conn, event, to)
+        if refusal is not None:
+            self._stats.rejected += 1
+            self._write(conn, fr.ErrorFrame(code=refusal[0], reason=refusal[1], seq=seq))
+            return
+        try:
+            data = self._codec.pack_map({
+                "kind": "message", "event_name": event, "timestamp_ms": m["timestamp_ms"],
+                "timestamp_iso": m["timestamp_iso"], "message_type": message_type.value,
+                "data": m["data"]})
+        except MessageError as exc:  # re-encoded, 32-bit floats become 64-bit and may not fit
+            self._stats.rejected += 1
+            self._write(conn, fr.ErrorFrame(code=exc.code, reason=f"cannot relay: {exc}",
+                                            seq=seq))
+            return
+        self._stats.received += 1
+        if to is not None:
+            for target in self._subscribers(exclude=conn):
+                if target.info is not None and target.info.name == to:
+                    self._deliver(target, data)
+        else:
+            self._broadcast(data, message_type, exclude=conn)
+
     def _refusal(self, conn: Connection, frame: fr.MessageFrame) -> tuple[str, str] | None:
+        return self._refusal_of(conn, frame.message.event_name, frame.to)
+
+    def _refusal_of(self, conn: Connection, event: str, to: str | None,
+                    ) -> tuple[str, str] | None:
         if not self.config.allow_client_send:
             return (fr.ErrorCode.SEND_NOT_ALLOWED,
                     f"hub {self._event_name!r} does not accept messages from clients")
-        if frame.message.event_name != self._event_name:
+        if event != self._event_name:
             return (fr.ErrorCode.INVALID_MESSAGE,
-                    f"message is for event {frame.message.event_name!r}, this hub serves "
+                    f"message is for event {event!r}, this hub serves "
                     f"{self._event_name!r}")
-        if frame.to is not None and not any(
-            c.info is not None and c.info.name == frame.to
+        if to is not None and not any(
+            c.info is not None and c.info.name == to
             for c in self._subscribers(exclude=conn)
         ):
             return (fr.ErrorCode.UNKNOWN_RECIPIENT,
-                    f"no subscriber named {frame.to!r} is connected to hub "
+                    f"no subscriber named {to!r} is connected to hub "
                     f"{self._event_name!r}")
         return None
 
     def _subscribers(self, exclude: Connection | None = None) -> list[Connection]:
-        return [c for c in self._by_id.values() if c.subscribed and c is not exclude]
+        subs = self._subs
+        if subs is None:  # rebuilt after a client comes or goes, not per message
+            subs = self._subs = [c for c in self._by_id.values() if c.subscribed]
+        return [c for c in subs if c is not exclude] if exclude in subs else subs
 
     def _broadcast(self, data: bytes, message_type: MessageType,
                    exclude: Connection | None = None) -> None:
@@ -615,6 +835,7 @@ class HubServer(SocketServer):
     def _forget(self, conn: Connection) -> None:
         if conn.info is not None and conn.info.client_id:
             self._by_id.pop(conn.info.client_id, None)
+            self._subs = None
             with self._lock:
                 self._clients.pop(conn.info.client_id, None)
 

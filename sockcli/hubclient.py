@@ -13,7 +13,6 @@ import contextlib
 import logging
 import math
 import os
-import queue
 import socket
 import threading
 import time
@@ -25,6 +24,7 @@ from sockcli import frames as fr
 from sockcli.client import SocketClient
 from sockcli.codec import CLOSED, NEED_DATA, Codec
 from sockcli.exceptions import (
+    AuthenticationError,
     ConnectionError,
     HubAbsentError,
     MaxConnectionsError,
@@ -32,6 +32,7 @@ from sockcli.exceptions import (
     SocketError,
     TimeoutError,
 )
+from sockcli.inbox import Inbox
 from sockcli.types import MessageType, SocketMessage, SocketType, validate_event_name
 
 __all__ = ["HubAbsentError", "HubClient"]
@@ -40,6 +41,13 @@ log = logging.getLogger("sockcli.client")
 
 _RECV_SIZE = 256 * 1024
 _FIRST_RETRY_DELAY = 0.02
+#: Refusals of who the client is: retrying will not help (AuthenticationError).
+_ACCESS_CODES = frozenset({fr.ErrorCode.AUTH_FAILED, fr.ErrorCode.PEER_NOT_ALLOWED,
+                           fr.ErrorCode.TLS_REQUIRED})
+
+
+def _is_closed(item: object) -> bool:
+    return isinstance(item, _Closed)
 
 
 class _Closed:
@@ -57,7 +65,8 @@ class HubClient(SocketClient):
     def __init__(self, event_name: str, *, subscribe: bool = True,
                  types: Iterable[MessageType | str] | None = None, name: str | None = None,
                  auto_reconnect: bool | None = None, settings: Any = None,
-                 config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> None:
+                 config_file: str | os.PathLike[str] | None = None,
+                 token: bytes | str | None = None, **overrides: Any) -> None:
         from sockcli.config.settings import get_settings, load_settings
 
         self._event_name = validate_event_name(event_name)
@@ -80,8 +89,7 @@ class HubClient(SocketClient):
         self._sock: socket.socket | None = None
         self._write_lock = threading.Lock()
         self._cond = threading.Condition()
-        self._inbox: queue.Queue[SocketMessage | _Closed] = queue.Queue(
-            maxsize=self.config.receive_buffer_size)
+        self._inbox = Inbox(self.config.receive_buffer_size)
         self._reader: threading.Thread | None = None
         self._closed = threading.Event()
         self._connected = False
@@ -91,9 +99,18 @@ class HubClient(SocketClient):
         self._failed: dict[int, fr.ErrorFrame] = {}
         self._stats_reply: dict[str, Any] | None = None
         self._stats_lock = threading.Lock()
+        #: The name or address the hub's TLS certificate must name (set when connecting).
+        self.tls_server_name: str | None = None
+        self._token: bytes | None = None
+        self._tls_context: Any = None
+        if self.uses_tcp:
+            self._secure(token)
         self.reconnects = 0
 
     # -- what transports provide ------------------------------------------------------------
+
+    #: Whether this client may connect over TCP, where the token and TLS apply.
+    uses_tcp: ClassVar[bool] = True
 
     @abstractmethod
     def _open_socket(self, timeout: float) -> socket.socket:
@@ -120,10 +137,7 @@ class HubClient(SocketClient):
         if self._reader is not None and self._reader.is_alive():
             raise SocketError("this client is reconnecting already; wait or disconnect")
         self._closed.clear()
-        with self._inbox.mutex:  # a new life: forget the "closed" markers of the last one
-            kept = [item for item in self._inbox.queue if not isinstance(item, _Closed)]
-            self._inbox.queue.clear()
-            self._inbox.queue.extend(kept)
+        self._inbox.drop_markers(_is_closed)  # a new life: forget the end of the last one
         budget = self.config.default_timeout if timeout is None else timeout
         self._sock = self._establish(time.monotonic() + budget)
         self._connected = True
@@ -161,7 +175,11 @@ class HubClient(SocketClient):
         with self._write_lock:
             sock = self._wait_connected(deadline)
             seq = self._next_seq + 1
-            data = self._codec.send(fr.MessageFrame(message=message, seq=seq, to=to))
+            frame = fr.message_to_map(message)  # the map itself: no frame object per message
+            frame["seq"] = seq
+            if to is not None:
+                frame["to"] = to
+            data = self._codec.pack_map(frame)
             self._next_seq = seq  # only once encoded: a refused frame leaves no gap to flush
             try:
                 sock.sendall(data)
@@ -185,17 +203,24 @@ class HubClient(SocketClient):
         self._wait_settled(self._next_seq, time.monotonic() + budget)
 
     def receive(self, timeout: float | None = None) -> SocketMessage:
+        message: SocketMessage = self.receive_many(1, timeout)[0]
+        return message
+
+    def receive_many(self, limit: int = 1024, timeout: float | None = None,
+                     ) -> list[SocketMessage]:
+        """Every message waiting, up to ``limit`` (at least one: waits up to ``timeout``
+        seconds, None for ever). Cheaper than :meth:`receive` per message under load.
+
+        Raises as :meth:`receive`.
+        """
         if not self.subscribe:
             raise SocketError("this client does not subscribe, so it receives nothing")
-        try:
-            item = self._inbox.get(timeout=timeout)
-        except queue.Empty:
-            raise TimeoutError(f"no message from {self._event_name!r} within {timeout} s") \
-                from None
-        if isinstance(item, _Closed):
-            self._put_closed(item.error)  # keep telling every later caller
-            raise item.error
-        return item
+        items = self._inbox.get_many(max(1, limit), timeout, _is_closed)
+        if not items:
+            raise TimeoutError(f"no message from {self._event_name!r} within {timeout} s")
+        if isinstance(items[0], _Closed):
+            raise items[0].error  # the marker stays: every later call is told too
+        return items
 
     def receive_iter(self, types: Iterable[MessageType | str] | None = None,
                      timeout: float | None = None) -> Iterator[SocketMessage]:
@@ -255,28 +280,68 @@ class HubClient(SocketClient):
                 self._closed.wait(min(delay, remaining))
                 delay = min(delay * 2, self.config.reconnect_max_delay)
 
+    def _secure(self, token: bytes | str | None) -> None:
+        """The token and TLS context of TCP connections (docs/SECURITY.md)."""
+        from sockcli.auth import resolve_token
+
+        cfg = self.settings.tcp
+        self._token = resolve_token(token, cfg.token_file)
+        if cfg.tls_ca:
+            from sockcli.tls import client_context
+
+            self._tls_context = client_context(cfg.tls_ca)
+
     def _handshake(self, sock: socket.socket, deadline: float) -> socket.socket:
-        hello = fr.Hello(subscribe=self.subscribe, types=self.types, name=self.name)
+        tcp = sock.family != socket.AF_UNIX
+        if not tcp or self._tls_context is None:
+            return self._hello(sock, deadline, tcp)
+        from sockcli.tls import client_wrap
+
+        host = self.tls_server_name or str(sock.getpeername()[0])
+        tls_sock = client_wrap(self._tls_context, sock, host,
+                               max(0.001, min(deadline - time.monotonic(),
+                                              self.config.default_timeout)))
+        try:
+            return self._hello(tls_sock, deadline, tcp)
+        except BaseException:
+            tls_sock.close()
+            raise
+
+    def _hello(self, sock: socket.socket, deadline: float, tcp: bool) -> socket.socket:
+        from sockcli.auth import ClientAuth
+
+        proving = ClientAuth(self._token) if tcp and self._token is not None else None
+        hello = fr.Hello(subscribe=self.subscribe, types=self.types, name=self.name,
+                         extra=proving.hello_keys() if proving is not None else {})
         codec = Codec(max_frame_size=self.config.buffer_size)
         try:
             sock.settimeout(max(0.001, min(deadline - time.monotonic(),
                                            self.config.default_timeout)))
             sock.sendall(codec.send(hello))
             while True:
-                event = codec.next_event()
-                if event is NEED_DATA:
+                raw = codec.next_map()
+                if raw is NEED_DATA:
                     codec.receive_data(sock.recv(_RECV_SIZE))
                     continue
-                if event is CLOSED:
+                if raw is CLOSED:
                     raise HubAbsentError(f"hub {self._event_name!r} closed the connection "
                                          "during the handshake")
+                event = fr.frame_from_map(raw)
                 if isinstance(event, fr.Welcome):
+                    if proving is not None:
+                        proving.check_welcome(raw)
                     break
-                if isinstance(event, fr.ErrorFrame):
+                if isinstance(event, fr.UnknownFrame) and event.kind == "challenge" and \
+                        proving is not None:
+                    sock.sendall(codec.pack_map(proving.answer(event.fields)))
+                elif isinstance(event, fr.ErrorFrame):
                     if event.code == fr.ErrorCode.MAX_CONNECTIONS:
                         raise MaxConnectionsError(event.reason)
-                    raise ConnectionError(f"hub {self._event_name!r} refused the connection: "
-                                          f"{event.reason} ({event.code})")
+                    message = (f"hub {self._event_name!r} refused the connection: "
+                               f"{event.reason} ({event.code})")
+                    if event.code in _ACCESS_CODES:
+                        raise AuthenticationError(message, code=event.code)
+                    raise ConnectionError(message)
         except MessageError as exc:
             raise ConnectionError(f"hub {self._event_name!r} sent a bad frame: {exc}") from exc
         except SocketError:
@@ -367,7 +432,13 @@ class HubClient(SocketClient):
             try:
                 sock = self._establish(math.inf)
                 break
-            except MaxConnectionsError:  # the hub is back but full: a slot may free up
+            except ConnectionError as exc:
+                # The hub is back but full, or a connection attempt failed in a way that is
+                # not "nobody listens" (reset, refused mid-restart): a subscriber that must
+                # survive restarts keeps trying, at the slowest pace, until disconnect().
+                if self._closed.is_set():
+                    return False
+                log.debug("reconnecting to hub %s: %s", self._event_name, exc)
                 if self._closed.wait(self.config.reconnect_max_delay):
                     return False
             except SocketError as exc:
@@ -390,17 +461,28 @@ class HubClient(SocketClient):
         """Read frames until the connection ends."""
         codec = self._codec
         while not self._closed.is_set():
+            batch: list[SocketMessage] = []  # the messages of one read, filed at once
             try:
                 while True:
-                    event = codec.next_event()
-                    if event is NEED_DATA:
+                    m = codec.next_map()
+                    if m is NEED_DATA:
                         break
-                    if event is CLOSED:
+                    if m is CLOSED:
+                        self._inbox.put_many(batch, self._closed.is_set)
                         return
+                    if type(m) is dict and m.get("kind") == "message":
+                        batch.append(fr.message_from_map(m))  # no frame object per message
+                        continue
+                    event = fr.frame_from_map(m)
                     if not self._dispatch(event):
+                        self._inbox.put_many(batch, self._closed.is_set)
                         return
             except MessageError as exc:
+                self._inbox.put_many(batch, self._closed.is_set)
                 log.warning("bad frame from hub %s: %s", self._event_name, exc)
+                return
+            # Blocks while the buffer is full: the hub then sees us as a slow reader.
+            if batch and not self._inbox.put_many(batch, self._closed.is_set):
                 return
             try:
                 data = sock.recv(_RECV_SIZE)
@@ -414,9 +496,7 @@ class HubClient(SocketClient):
 
     def _dispatch(self, frame: fr.Frame) -> bool:
         """Handle one frame from the hub; False ends the connection."""
-        if isinstance(frame, fr.MessageFrame):
-            self._put(frame.message)
-        elif isinstance(frame, fr.Ack):
+        if isinstance(frame, fr.Ack):
             with self._cond:
                 self._acked = max(self._acked, frame.seq)
                 self._cond.notify_all()
@@ -444,20 +524,8 @@ class HubClient(SocketClient):
                         sock.sendall(self._codec.send(fr.Pong(token=frame.token)))
         return True
 
-    def _put(self, item: SocketMessage) -> None:
-        # Blocks while the buffer is full: the hub then sees us as a slow reader.
-        while not self._closed.is_set():
-            try:
-                self._inbox.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
     def _put_closed(self, error: SocketError) -> None:
         # Past maxsize on purpose: the marker must neither wait for a reader nor push out a
         # message that was received but not read yet.
-        inbox = self._inbox
-        with inbox.mutex:
-            inbox.queue.append(_Closed(error))
-            inbox.not_empty.notify()
+        self._inbox.put_marker(_Closed(error))
 

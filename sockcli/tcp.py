@@ -15,11 +15,23 @@ from sockcli.hubclient import HubAbsentError, HubClient
 from sockcli.runtime import HubRecord, check_socket_dir, read_record
 from sockcli.types import SocketType
 
-__all__ = ["TcpSocketClient", "TcpSocketServer", "open_tcp_socket"]
+__all__ = ["TcpSocketClient", "TcpSocketServer", "is_loopback", "open_tcp_socket"]
 
 
 def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (or "localhost"); other names count as not."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class TcpSocketServer(HubServer):
@@ -27,10 +39,29 @@ class TcpSocketServer(HubServer):
 
     transport = SocketType.TCP
 
-    def __init__(self, event_name: str, **kwargs: Any) -> None:
+    def __init__(self, event_name: str, *, token: bytes | str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(event_name, **kwargs)
         self.tcp_config = self.settings.tcp
         self.port: int | None = None
+        self._secure(token)
+
+    def _secure(self, token: bytes | str | None) -> None:
+        """Load the token and the TLS context, and refuse an open address without a token."""
+        from sockcli.auth import resolve_token
+
+        cfg = self.tcp_config
+        self._token = resolve_token(token, cfg.token_file)
+        if cfg.tls_cert:
+            from sockcli.tls import server_context
+
+            self._tls_context = server_context(cfg.tls_cert, cfg.tls_key)
+        if self._token is None and not cfg.insecure and not is_loopback(cfg.host):
+            raise ValidationError(
+                f"refusing to listen on {cfg.host} without a token: anyone who can reach it "
+                "could send and listen. Give the hub a token (token_file, SOCKCLI_TOKEN, or "
+                "'sockcli serve --token-file FILE'), or accept the risk with insecure = true "
+                "('sockcli serve --insecure')")
 
     @property
     def max_connections(self) -> int:
@@ -106,4 +137,5 @@ class TcpSocketClient(HubClient):
 
     def _open_socket(self, timeout: float) -> socket.socket:
         host, port = self._target()
+        self.tls_server_name = host
         return open_tcp_socket(host, port, timeout, self.event_name)

@@ -35,6 +35,10 @@ def format_timestamp(timestamp_ms: int, timezone: str | tzinfo | None = None) ->
         from sockcli.config.settings import configured_timezone
 
         timezone = configured_timezone()
+    global _last
+    last = _last
+    if last[0] == timestamp_ms and last[1] == timezone:  # a stream stamps many per millisecond
+        return last[2]
     tz = resolve_timezone(timezone) if isinstance(timezone, str) else timezone
     try:
         moment = datetime.fromtimestamp(timestamp_ms / 1000, tz)
@@ -43,7 +47,12 @@ def format_timestamp(timestamp_ms: int, timezone: str | tzinfo | None = None) ->
         raise ValidationError(
             f"timestamp_ms {timestamp_ms} is out of range: it must fall in the years 1 to 9999"
         ) from None
-    return moment.isoformat(timespec="milliseconds")
+    text = moment.isoformat(timespec="milliseconds")
+    _last = (timestamp_ms, timezone, text)  # one tuple: safe to swap under threads
+    return text
+
+
+_last: tuple[int | None, object, str] = (None, None, "")
 
 
 def now_ms() -> int:

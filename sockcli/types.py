@@ -49,6 +49,17 @@ class SocketMessage:
         if not self.timestamp_iso:
             self.timestamp_iso = format_timestamp(self.timestamp_ms)
 
+    @classmethod
+    def _checked(cls, event_name: str, timestamp_ms: int, timestamp_iso: str,
+                 message_type: MessageType, data: dict[str, Any]) -> SocketMessage:
+        """Build from fields the caller has already checked (:func:`frames.relay_fields`):
+        a listener builds one per message, and ``__post_init__`` would check them again."""
+        message = cls.__new__(cls)
+        message.__dict__.update(event_name=event_name, timestamp_ms=timestamp_ms,
+                                timestamp_iso=timestamp_iso, message_type=message_type,
+                                data=data)
+        return message
+
     def as_dict(self) -> dict[str, Any]:
         """The message as plain JSON-compatible values, keys in the documented order."""
         return {

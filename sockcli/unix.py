@@ -17,6 +17,7 @@ from sockcli.exceptions import ConnectionError, SocketError
 from sockcli.hub import HubServer
 from sockcli.hubclient import HubClient
 from sockcli.runtime import HubRecord, socket_path
+from sockcli.server import ClientInfo
 from sockcli.types import SocketType
 
 __all__ = ["UnixSocketClient", "UnixSocketServer", "open_unix_socket"]
@@ -99,11 +100,26 @@ class UnixSocketServer(HubServer):
             return str(self.socket_path), {}
         return f"pid {pid}", {"pid": pid, "uid": uid, "gid": gid}
 
+    def _peer_refusal(self, info: ClientInfo) -> str | None:
+        """Admit the hub's own uid, root (who could become it anyway), ``allowed_uids`` and
+        peers whose primary gid is in ``allowed_gids``; refuse everyone else."""
+        uid, gid = info.uid, info.gid
+        if uid is None:  # no credentials: fail closed
+            return "the hub cannot read this peer's credentials (SO_PEERCRED)"
+        cfg = self.unix_config
+        if uid in (0, os.geteuid()) or uid in cfg.allowed_uids or \
+                (gid is not None and gid in cfg.allowed_gids):
+            return None
+        return (f"uid {uid} (gid {gid}) may not connect to hub {self.event_name!r}: it admits "
+                f"uid {os.geteuid()}, root, and the uids and gids of [unix] allowed_uids and "
+                "allowed_gids")
+
 
 class UnixSocketClient(HubClient):
     """A client of the hub at ``{socket_dir}/{event_name}.sock``."""
 
     transport = SocketType.UNIX
+    uses_tcp = False  # no token, no TLS: the kernel says who connects (SO_PEERCRED)
 
     def __init__(self, event_name: str, *, path: str | os.PathLike[str] | None = None,
                  **kwargs: Any) -> None:

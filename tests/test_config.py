@@ -348,7 +348,8 @@ def test_unknown_key_in_user_file(user_file: Path) -> None:
     user_file.write_text("[tcp]\nprot = 1\n")
     text = _raises([], load_settings)
     assert text == (f"unknown setting [tcp] prot in {user_file}: known keys are host, "
-                    "max_connections, port, port_range_end, port_range_start")
+                    "insecure, max_connections, port, port_range_end, port_range_start, "
+                    "tls_ca, tls_cert, tls_key, token_file")
     user_file.write_text("[ssl]\nverify = true\n")
     _raises([f"unknown setting ssl in {user_file}"], load_settings)
 

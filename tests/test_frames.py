@@ -138,7 +138,8 @@ def test_protocol_constants() -> None:
     assert {v for k, v in vars(fr.ErrorCode).items() if k.isupper()} == {
         "malformed_frame", "frame_too_large", "invalid_message", "handshake_required",
         "unsupported_version", "max_connections", "send_not_allowed", "unknown_recipient",
-        "unknown_kind", "slow_consumer", "shutting_down"}
+        "unknown_kind", "slow_consumer", "shutting_down", "peer_not_allowed", "auth_failed",
+        "tls_required"}
 
 
 def test_error_codes_are_all_documented() -> None:

@@ -374,13 +374,14 @@ def test_client_info_carries_peer_credentials_of_subprocess(hubs, children,
 
 
 def test_peer_credentials_of_other_user(hubs, children, sock_dir: Path) -> None:
-    """A subprocess run as nobody (socket made 0666, dir 0711 so it can reach it)."""
+    """A subprocess run as nobody (socket made 0666, dir 0711 so it can reach it, and nobody
+    admitted by allowed_uids: tests/test_security.py covers the refusal without it)."""
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
         pytest.skip("needs root and setpriv")
     import pwd
 
     nobody = pwd.getpwnam("nobody")
-    hub = _hub(hubs, sock_dir, socket_permissions="0666")
+    hub = _hub(hubs, sock_dir, socket_permissions="0666", allowed_uids=[nobody.pw_uid])
     os.chmod(sock_dir, 0o711)
     script = textwrap.dedent("""
         import os, socket, sys

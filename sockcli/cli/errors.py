@@ -13,7 +13,8 @@ code   meaning
 68     ``send --to NAME``: no listener of that name is connected (EX_NOHOST)
 69     no hub is running for the event, or it is full (EX_UNAVAILABLE)
 75     the hub went away before acknowledging a message; retry (EX_TEMPFAIL)
-77     the hub refuses messages from clients (EX_NOPERM)
+77     not allowed: the hub refuses messages from clients, or refuses this client (token,
+       peer credentials, TLS), or could not prove it is the hub (EX_NOPERM)
 78     invalid configuration: a settings file, variable or option (EX_CONFIG)
 124    ``listen --timeout`` ran out before ``--count`` messages arrived
 130    interrupted (Ctrl-C)
@@ -25,6 +26,7 @@ from __future__ import annotations
 import sys
 
 from sockcli.exceptions import (
+    AuthenticationError,
     ConnectionError,
     MaxConnectionsError,
     MessageError,
@@ -120,6 +122,8 @@ def from_library(exc: SocketError, *, sending: bool = False) -> CliError:
     """The CLI error for a library error; ``sending`` once messages may have gone out."""
     if isinstance(exc, MaxConnectionsError):
         return NoHubError(f"{exc}; try again later or raise max_connections")
+    if isinstance(exc, AuthenticationError):
+        return NotAllowedError(str(exc))
     if isinstance(exc, MessageError):
         return _MESSAGE_CODES.get(exc.code, CliError)(str(exc))
     if isinstance(exc, ConnectionError | TimeoutError):

@@ -8,10 +8,10 @@ from typing import Any
 import click
 
 from sockcli.cli.errors import ConfigError
-from sockcli.cli.options import connect_option, json_option
+from sockcli.cli.options import client_security_options, connect_option, json_option
 from sockcli.cli.render import hub_table, is_terminal
 from sockcli.cli.state import CliState
-from sockcli.exceptions import SocketError
+from sockcli.exceptions import AuthenticationError, SocketError
 
 __all__ = ["list_hubs"]
 
@@ -24,7 +24,9 @@ def _live(state: CliState, event: str, connect: tuple[str, int] | None) -> dict[
     try:
         client.connect(timeout=_ASK_TIMEOUT)
         stats: dict[str, Any] = client.stats(timeout=_ASK_TIMEOUT)
-    except SocketError:
+    except SocketError as exc:
+        if isinstance(exc, AuthenticationError):  # not a hub that is busy: say why
+            state.info(f"{event}: {exc}")
         return {}
     finally:
         client.disconnect()
@@ -35,6 +37,7 @@ def _live(state: CliState, event: str, connect: tuple[str, int] | None) -> dict[
 @click.command("list")
 @json_option
 @connect_option
+@client_security_options
 @click.pass_obj
 def list_hubs(state: CliState, as_json: bool, connect: tuple[str, int] | None) -> None:
     """List the running hubs: event, transport, address, pid, clients, queued messages."""

@@ -13,10 +13,22 @@ from collections.abc import Callable
 import click
 
 from sockcli.cli.errors import NoHubError, TimedOutError, from_library
-from sockcli.cli.options import MESSAGE_TYPES, connect_option, event_argument, json_option
+from sockcli.cli.options import (
+    MESSAGE_TYPES,
+    client_security_options,
+    connect_option,
+    event_argument,
+    json_option,
+)
 from sockcli.cli.render import MessagePrinter, is_terminal
 from sockcli.cli.state import CliState
-from sockcli.exceptions import ConnectionError, MaxConnectionsError, SocketError, TimeoutError
+from sockcli.exceptions import (
+    AuthenticationError,
+    ConnectionError,
+    MaxConnectionsError,
+    SocketError,
+    TimeoutError,
+)
 
 __all__ = ["listen"]
 
@@ -36,6 +48,7 @@ __all__ = ["listen"]
               metavar="SECONDS", help="With --no-reconnect: how long to wait for the hub.")
 @json_option
 @connect_option
+@client_security_options
 @click.pass_obj
 def listen(state: CliState, event: str | None, types: tuple[str, ...], count: int | None,
            timeout: float | None, name: str | None, no_reconnect: bool, wait_s: float,
@@ -62,7 +75,7 @@ def listen(state: CliState, event: str | None, types: tuple[str, ...], count: in
         try:
             client.connect(timeout=min(wait_s, _left(deadline)) if no_reconnect
                            else _left(deadline))
-        except MaxConnectionsError:
+        except (MaxConnectionsError, AuthenticationError):  # waiting longer will not help
             raise
         except ConnectionError as exc:
             if not no_reconnect:  # we waited for the hub until the --timeout deadline
@@ -77,7 +90,10 @@ def listen(state: CliState, event: str | None, types: tuple[str, ...], count: in
             if reader_gone is not None:  # look at the pipe twice a second even when idle
                 left = min(left, _PIPE_CHECK_SECONDS)
             try:
-                message = client.receive(timeout=None if math.isinf(left) else left)
+                # All that has arrived, up to what --count still wants: printed together,
+                # flushed once (each message is still on stdout as soon as it came in).
+                batch = client.receive_many(_BATCH if count is None else count - received,
+                                            timeout=None if math.isinf(left) else left)
             except TimeoutError:
                 if reader_gone is not None and reader_gone():
                     _silence_stdout()
@@ -88,11 +104,11 @@ def listen(state: CliState, event: str | None, types: tuple[str, ...], count: in
             except ConnectionError as exc:
                 raise NoHubError(f"lost the hub of {event_name!r}") from exc
             try:
-                printer.print(message)
+                printer.print_many(batch)
             except BrokenPipeError:
                 _silence_stdout()
                 return None
-            received += 1
+            received += len(batch)
         return None
     except SocketError as exc:
         raise from_library(exc) from None
@@ -101,6 +117,7 @@ def listen(state: CliState, event: str | None, types: tuple[str, ...], count: in
 
 
 _PIPE_CHECK_SECONDS = 0.5
+_BATCH = 1024
 
 
 def _reader_watch() -> Callable[[], bool] | None:

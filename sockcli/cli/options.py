@@ -8,7 +8,8 @@ import click
 
 from sockcli.cli.state import parse_hostport
 
-__all__ = ["MESSAGE_TYPES", "complete_events", "connect_option", "event_argument", "json_option"]
+__all__ = ["MESSAGE_TYPES", "client_security_options", "complete_events", "connect_option",
+           "event_argument", "json_option", "token_file_option"]
 
 MESSAGE_TYPES = click.Choice(["data", "error", "control"], case_sensitive=False)
 
@@ -42,3 +43,32 @@ connect_option = click.option(
 json_option = click.option(
     "--json", "as_json", is_flag=True,
     help="Machine-readable output even on a terminal.")
+
+
+def _to_state(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """Keep the option in the CliState: commands, the remote-event probe and the send plan
+    all read it there."""
+    from sockcli.cli.state import CliState
+
+    if value is not None:
+        state = ctx.find_object(CliState)
+        if state is not None:
+            setattr(state, str(param.name), value)
+
+
+token_file_option = click.option(
+    "--token-file", metavar="FILE", type=click.Path(dir_okay=False), expose_value=False,
+    callback=_to_state,
+    help="Read the shared token of TCP hubs from FILE (mode 0600) [default: $SOCKCLI_TOKEN, "
+         "else the token_file setting].")
+
+tls_ca_option = click.option(
+    "--tls-ca", metavar="FILE", type=click.Path(dir_okay=False), expose_value=False,
+    callback=_to_state,
+    help="Speak TLS to TCP hubs, trusting the CA certificates in FILE (PEM) [default: the "
+         "tls_ca setting].")
+
+
+def client_security_options(command: Any) -> Any:
+    """--token-file and --tls-ca, for the commands that connect to hubs."""
+    return token_file_option(tls_ca_option(command))

@@ -29,16 +29,27 @@ class MessagePrinter:
 
     def __init__(self, *, rich: bool) -> None:
         self._console: Any = None
+        self._dumps = json.JSONEncoder(ensure_ascii=False).encode
         if rich:
             from rich.console import Console
 
             # rich honours NO_COLOR itself, as no-color.org says: only when set and not empty.
             self._console = Console(highlight=False)
 
+    def print_many(self, messages: list[Any]) -> None:
+        """Print messages that arrived together, then flush once."""
+        if self._console is None:
+            dumps = self._dumps
+            sys.stdout.write("".join([dumps(m.as_dict()) + "\n" for m in messages]))
+            sys.stdout.flush()
+            return
+        for message in messages:
+            self.print(message)
+
     def print(self, message: Any) -> None:
         record = message.as_dict()
         if self._console is None:
-            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+            sys.stdout.write(self._dumps(record) + "\n")
             sys.stdout.flush()
             return
         from rich.text import Text

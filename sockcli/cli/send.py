@@ -10,7 +10,12 @@ import os
 
 import click
 
-from sockcli.cli.options import MESSAGE_TYPES, connect_option, event_argument
+from sockcli.cli.options import (
+    MESSAGE_TYPES,
+    client_security_options,
+    connect_option,
+    event_argument,
+)
 from sockcli.cli.sendcore import SendPlan, run_send
 from sockcli.cli.state import CliState
 from sockcli.exceptions import SocketError
@@ -37,7 +42,7 @@ def plan_from_click(state: CliState, event: str | None, lines: bool, data_text: 
                     message_type=message_type.lower(), to=to, wait=wait_s, timeout=timeout,
                     connect=connect, config_file=state.config_file,
                     socket_dir=state.socket_dir, verbose=state.verbose, quiet=state.quiet,
-                    debug=state.debug)
+                    debug=state.debug, token_file=state.token_file, tls_ca=state.tls_ca)
 
 
 @click.command()
@@ -54,6 +59,7 @@ def plan_from_click(state: CliState, event: str | None, lines: bool, data_text: 
 @click.option("--timeout", type=click.FloatRange(0.001, 86400), metavar="SECONDS",
               help="How long to wait for the hub's acknowledgements [default: default_timeout].")
 @connect_option
+@client_security_options
 @click.pass_obj
 def send(state: CliState, event: str | None, lines: bool, data_text: str | None,
          message_type: str, to: str | None, wait_s: float, timeout: float | None,

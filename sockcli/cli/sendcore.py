@@ -40,14 +40,16 @@ class SendPlan:
     """Everything ``sockcli send`` was asked to do."""
 
     __slots__ = ("config_file", "connect", "data_text", "debug", "event", "lines",
-                 "message_type", "quiet", "socket_dir", "timeout", "to", "verbose", "wait")
+                 "message_type", "quiet", "socket_dir", "timeout", "tls_ca", "to",
+                 "token_file", "verbose", "wait")
 
     def __init__(self, *, event: str | None = None, lines: bool = False,
                  data_text: str | None = None, message_type: str = "data",
                  to: str | None = None, wait: float = 1.0, timeout: float | None = None,
                  connect: tuple[str, int] | None = None, config_file: str | None = None,
                  socket_dir: str | None = None, verbose: int = 0, quiet: bool = False,
-                 debug: bool = False) -> None:
+                 debug: bool = False, token_file: str | None = None,
+                 tls_ca: str | None = None) -> None:
         self.event = event
         self.lines = lines
         self.data_text = data_text
@@ -61,6 +63,8 @@ class SendPlan:
         self.verbose = verbose
         self.quiet = quiet
         self.debug = debug
+        self.token_file = token_file  # as given: made absolute when read
+        self.tls_ca = tls_ca
 
     def _values(self) -> tuple[object, ...]:
         return tuple(getattr(self, name) for name in self.__slots__)
@@ -82,7 +86,8 @@ _GLOBAL_VALUES = {"--config": "config_file", "--socket-dir": "socket_dir"}
 _SEND_FLAGS = {"--lines": "lines"}
 _SEND_VALUES = {"-d": "data_text", "--data": "data_text", "-t": "message_type",
                 "--type": "message_type", "--to": "to", "--wait": "wait",
-                "--timeout": "timeout", "--connect": "connect"}
+                "--timeout": "timeout", "--connect": "connect", "--token-file": "token_file",
+                "--tls-ca": "tls_ca"}
 
 
 def _float_in(text: str, low: float, high: float) -> float | None:
@@ -190,13 +195,21 @@ def _json_kind(value: Any) -> str:
     return kinds.get(type(value), type(value).__name__)
 
 
-def _stdin_lines() -> Iterator[bytes]:
-    # Binary and read line by line: each line goes out as soon as the pipeline writes it.
+def _stdin_chunks() -> Iterator[list[bytes]]:
+    """The complete lines of stdin, in the groups they arrive in (a read returns what the
+    pipeline has written so far, so nothing waits for more input to be sent)."""
+    fd = sys.stdin.buffer.fileno()
+    tail = b""
     while True:
-        line = sys.stdin.buffer.readline()
-        if not line:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            if tail:
+                yield [tail]
             return
-        yield line
+        lines = (tail + chunk).split(b"\n")
+        tail = lines.pop()
+        if lines:
+            yield lines
 
 
 # -- the work ---------------------------------------------------------------------------------
@@ -250,7 +263,7 @@ def run_send(plan: SendPlan) -> None:
     if event is None and plan.connect is None:
         event = pick_event(socket_dir)
     timeout = plan.timeout if plan.timeout is not None else float(sock_cfg["default_timeout"])
-    sender = _open(plan, event, socket_dir, sock_cfg)
+    sender = _open(plan, event, socket_dir, sock_cfg, settings.get("tcp", {}))
     try:
         if single is not None:
             _send_one(sender, plan, single, timeout)
@@ -260,14 +273,31 @@ def run_send(plan: SendPlan) -> None:
         sender.close()
 
 
-def _open(plan: SendPlan, event: str | None, socket_dir: str, cfg: dict[str, Any]) -> Sender:
+def _security(plan: SendPlan, tcp: dict[str, Any]) -> tuple[bytes | None, str | None]:
+    """The token and the CA file for TCP hubs: the options, else $SOCKCLI_TOKEN and the
+    settings. A bad token or token file is a configuration error (exit 78)."""
+    from sockcli.auth import load_token_file, resolve_token
+
+    try:
+        explicit = load_token_file(os.path.abspath(plan.token_file)) if plan.token_file \
+            else None
+        token = resolve_token(explicit, tcp.get("token_file"))
+    except SocketError as exc:
+        raise ConfigError(str(exc)) from None
+    tls_ca = os.path.abspath(plan.tls_ca) if plan.tls_ca else tcp.get("tls_ca")
+    return token, str(tls_ca) if tls_ca else None
+
+
+def _open(plan: SendPlan, event: str | None, socket_dir: str, cfg: dict[str, Any],
+          tcp: dict[str, Any]) -> Sender:
     from sockcli.sender import Sender
 
+    token, tls_ca = _security(plan, tcp)
     try:
         return Sender.open(event, socket_dir=socket_dir, wait=plan.wait, connect=plan.connect,
                            max_frame_size=int(cfg["buffer_size"]),
                            timezone=str(cfg["timezone"]),
-                           timeout=float(cfg["default_timeout"]))
+                           timeout=float(cfg["default_timeout"]), token=token, tls_ca=tls_ca)
     except HubAbsentError:
         where = f"at {plan.connect[0]}:{plan.connect[1]}" if plan.connect else \
             f"for event {event!r}"
@@ -288,29 +318,32 @@ def _send_one(sender: Sender, plan: SendPlan, data: dict[str, Any], timeout: flo
 
 
 def _send_lines(sender: Sender, plan: SendPlan, timeout: float) -> None:
-    sent = bad = 0
-    for number, raw in enumerate(_stdin_lines(), 1):
-        if not raw.strip():
-            continue
-        try:
-            # Without its newline, so that an error at the end of the line gets this line's
-            # column, not "column 1" of a line that does not exist.
-            data = parse_object(raw.rstrip(b"\r\n"), f"line {number}")
-            sender.send(data, plan.message_type, plan.to)
-            sender.check()  # a refusal (not allowed, unknown recipient) stops us early
-        except DataError as exc:
-            bad += 1
-            exc.show()
-            continue
-        except MessageError as exc:
-            if exc.code in ("invalid_message", "frame_too_large"):
+    sent = bad = number = 0
+    for lines in _stdin_chunks():
+        for raw in lines:
+            number += 1
+            if not raw.strip():
+                continue
+            try:
+                # Without its line end, so that an error at the end of the line gets this
+                # line's column, not "column 1" of a line that does not exist.
+                data = parse_object(raw.rstrip(b"\r\n"), f"line {number}")
+                sender.send(data, plan.message_type, plan.to, defer=True)
+            except DataError as exc:
+                bad += 1
+                exc.show()
+                continue
+            except MessageError as exc:  # data msgpack cannot carry, or too large a frame
                 bad += 1
                 DataError(f"line {number}: {exc}").show()
                 continue
+            sent += 1
+        try:
+            sender.check()  # one write for what arrived together; a refusal stops us early
+        except MessageError as exc:
             raise from_library(exc) from None
         except SocketError as exc:
             raise from_library(exc, sending=True) from None
-        sent += 1
     try:
         sender.flush(timeout)
     except MessageError as exc:

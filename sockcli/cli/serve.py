@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 import signal
 from typing import Any
@@ -37,9 +38,20 @@ def _raise_fd_limit() -> None:
               help="Clients accepted at once.")
 @click.option("--no-client-send", is_flag=True,
               help="Refuse messages from clients (allow_client_send = false).")
+@click.option("--token-file", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Require TCP clients to prove they know the token in FILE (mode 0600; "
+                   "implies --tcp) [default: $SOCKCLI_TOKEN, else the token_file setting].")
+@click.option("--tls-cert", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Serve TLS with this certificate chain (PEM; implies --tcp).")
+@click.option("--tls-key", metavar="FILE", type=click.Path(dir_okay=False),
+              help="The private key of --tls-cert (PEM), unless the certificate file holds it.")
+@click.option("--insecure", is_flag=True,
+              help="Allow an address other than loopback without a token (implies --tcp).")
 @click.pass_obj
 def serve(state: CliState, event: str, tcp: bool, host: str | None, port: int | None,
-          queue_size: int | None, max_connections: int | None, no_client_send: bool) -> None:
+          queue_size: int | None, max_connections: int | None, no_client_send: bool,
+          token_file: str | None, tls_cert: str | None, tls_key: str | None,
+          insecure: bool) -> None:
     """Run the hub for EVENT until SIGINT or SIGTERM.
 
     Clients find it by the event name. It relays every message a client sends to the other
@@ -64,12 +76,29 @@ def serve(state: CliState, event: str, tcp: bool, host: str | None, port: int | 
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
-    transport = "tcp" if (tcp or host is not None or port is not None) else "unix"
+    if tls_key is not None and tls_cert is None:
+        raise click.UsageError("--tls-key needs --tls-cert")
+    if tls_cert is not None:
+        overrides["tls_cert"] = os.path.abspath(tls_cert)
+        overrides["tls_key"] = os.path.abspath(tls_key) if tls_key is not None else None
+    if insecure:
+        overrides["insecure"] = True
+    security: dict[str, Any] = {}
+    if token_file is not None:
+        from sockcli.auth import load_token_file
+
+        try:
+            security["token"] = load_token_file(os.path.abspath(token_file))
+        except SocketError as exc:
+            raise from_library(exc) from None
+    transport = "tcp" if (tcp or host is not None or port is not None or security or
+                          tls_cert is not None or insecure) else "unix"
     _raise_fd_limit()
     signalled: list[int] = []
     started: list[bool] = []
     try:
-        hub: Any = create_server(transport, event, settings=state.settings(), **overrides)
+        hub: Any = create_server(transport, event, settings=state.settings(), **overrides,
+                                 **security)
 
         def stop(signum: int, frame: Any) -> None:
             signalled.append(signum)
@@ -86,6 +115,17 @@ def serve(state: CliState, event: str, tcp: bool, host: str | None, port: int | 
     if signalled:  # stopped before it started serving: say nothing of serving
         hub.stop()
     else:
-        state.info(f"serving {event!r} on {hub.address} ({transport}); stop with Ctrl-C")
+        state.info(f"serving {event!r} on {hub.address} ({_describe(transport, hub)}); stop "
+                   "with Ctrl-C")
     hub.wait()
     state.info(f"hub {event!r} stopped")
+
+
+def _describe(transport: str, hub: Any) -> str:
+    """"tcp", "tcp, TLS, token": what protects the hub, for the start-up line."""
+    parts = [transport]
+    if getattr(hub, "_tls_context", None) is not None:
+        parts.append("TLS")
+    if getattr(hub, "_token", None) is not None:
+        parts.append("token")
+    return ", ".join(parts)

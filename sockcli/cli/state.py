@@ -25,6 +25,9 @@ class CliState:
     verbose: int = 0
     quiet: bool = False
     debug: bool = False
+    #: --token-file and --tls-ca of the command that runs (send, listen, list).
+    token_file: str | None = None
+    tls_ca: str | None = None
     _settings: Any = field(default=None, repr=False)
 
     def configure_logging(self) -> None:
@@ -55,6 +58,21 @@ class CliState:
                 raise ConfigError(str(exc)) from None
             self._settings = settings
         return self._settings
+
+    def security(self) -> dict[str, Any]:
+        """Keyword arguments of a client for --token-file and --tls-ca (when given; without
+        them the client takes $SOCKCLI_TOKEN and the settings). A bad file is exit 78."""
+        kwargs: dict[str, Any] = {}
+        if self.token_file is not None:
+            from sockcli.auth import load_token_file
+
+            try:
+                kwargs["token"] = load_token_file(os.path.abspath(self.token_file))
+            except SocketError as exc:
+                raise ConfigError(str(exc)) from None
+        if self.tls_ca is not None:
+            kwargs["tls_ca"] = os.path.abspath(self.tls_ca)
+        return kwargs
 
     def info(self, text: str) -> None:
         """A progress note on stderr, unless --quiet."""
@@ -95,8 +113,12 @@ class CliState:
         from sockcli.cli.errors import from_library
         from sockcli.tcp import TcpSocketClient
 
-        probe = TcpSocketClient("probe", host=connect[0], port=connect[1], subscribe=False,
-                                auto_reconnect=False, settings=self.settings())
+        try:
+            probe = TcpSocketClient("probe", host=connect[0], port=connect[1], subscribe=False,
+                                    auto_reconnect=False, settings=self.settings(),
+                                    **self.security())
+        except SocketError as exc:  # a bad token file or CA file
+            raise ConfigError(str(exc)) from None
         try:
             probe.connect(timeout=self.settings().socket.default_timeout)
         except SocketError as exc:
@@ -110,14 +132,18 @@ class CliState:
     def client(self, event: str, connect: tuple[str, int] | None = None, **kwargs: Any) -> Any:
         """A client of the local hub of ``event`` (any transport), or of HOST:PORT."""
         settings = self.settings()
-        if connect is not None:
-            from sockcli.tcp import TcpSocketClient
+        kwargs.update(self.security())
+        try:
+            if connect is not None:
+                from sockcli.tcp import TcpSocketClient
 
-            return TcpSocketClient(event, host=connect[0], port=connect[1], settings=settings,
-                                   **kwargs)
-        from sockcli.discovery import LocalHubClient
+                return TcpSocketClient(event, host=connect[0], port=connect[1],
+                                       settings=settings, **kwargs)
+            from sockcli.discovery import LocalHubClient
 
-        return LocalHubClient(event, settings=settings, **kwargs)
+            return LocalHubClient(event, settings=settings, **kwargs)
+        except SocketError as exc:  # a bad token, token file or CA file
+            raise ConfigError(str(exc)) from None
 
 
 def parse_hostport(ctx: click.Context, param: click.Parameter,

@@ -22,6 +22,30 @@ def default_socket_dir() -> Path:
 _MODEL = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 Positive = Annotated[float, Field(gt=0, le=86400)]
+#: A user or group id; strict, so that true is not read as 1.
+Id = Annotated[int, Field(strict=True, ge=0, le=2**32 - 2)]
+
+
+def _id_list(value: Any) -> Any:
+    """``[1000, 1001]``, a single ``1000``, or the text ``"1000,1001"`` (from a variable)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [value]
+    if isinstance(value, str):
+        words = value.replace(",", " ").split()
+        if not all(w.isdigit() for w in words):
+            raise ValueError("must be a list of numeric ids, such as [1000, 1001]")
+        return [int(w) for w in words]
+    return value
+
+
+def _optional_path(value: Any) -> Any:
+    """An absent file: "" or nothing; else an absolute path (``~`` expanded)."""
+    if value is None or value == "":
+        return None
+    path = Path(os.path.expanduser(str(value)))
+    if not path.is_absolute():
+        raise ValueError("must be an absolute path")
+    return path
 
 
 class SocketConfig(BaseModel):
@@ -41,6 +65,7 @@ class SocketConfig(BaseModel):
     receive_buffer_size: Annotated[int, Field(ge=1, le=1_000_000)] = 1024
     send_buffer_limit: Annotated[int, Field(ge=64 * 1024, le=1024 * 1024 * 1024)] = 4 * 1024 * 1024
     handshake_timeout: Positive = 5.0
+    frame_timeout: Positive = 10.0
 
     @field_validator("socket_dir", mode="before")
     @classmethod
@@ -77,6 +102,14 @@ class UnixSocketConfig(BaseModel):
     max_connections: Annotated[int, Field(ge=1, le=100_000)] = 1024
     socket_permissions: str = "0600"
     auto_remove_socket: bool = True
+    #: Peers (SO_PEERCRED) admitted besides the hub's own uid and root.
+    allowed_uids: tuple[Id, ...] = ()
+    allowed_gids: tuple[Id, ...] = ()
+
+    @field_validator("allowed_uids", "allowed_gids", mode="before")
+    @classmethod
+    def _ids(cls, value: Any) -> Any:
+        return _id_list(value)
 
     @field_validator("socket_permissions", mode="before")
     @classmethod
@@ -105,6 +138,19 @@ class TcpSocketConfig(BaseModel):
     port_range_start: Annotated[int, Field(ge=1, le=65535)] = 47800
     port_range_end: Annotated[int, Field(ge=1, le=65535)] = 47899
     max_connections: Annotated[int, Field(ge=1, le=100_000)] = 1024
+    #: The shared token (docs/SECURITY.md), in a file only its owner may read.
+    token_file: Path | None = None
+    #: TLS: the hub's certificate chain and key (PEM), and the CA clients trust.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    #: Allow binding a non-loopback address without a token.
+    insecure: bool = False
+
+    @field_validator("token_file", "tls_cert", "tls_key", "tls_ca", mode="before")
+    @classmethod
+    def _file(cls, value: Any) -> Any:
+        return _optional_path(value)
 
     @field_validator("host")
     @classmethod
@@ -120,6 +166,8 @@ class TcpSocketConfig(BaseModel):
                 f"port_range_start ({self.port_range_start}) must not exceed "
                 f"port_range_end ({self.port_range_end})"
             )
+        if self.tls_key is not None and self.tls_cert is None:
+            raise ValueError("tls_key is set but tls_cert is not: a key needs its certificate")
         return self
 
 

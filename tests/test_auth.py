@@ -1,0 +1,243 @@
+"""sockcli.auth: the token's sources and the HMAC challenge-response, byte by byte (no I/O
+beyond token files)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sockcli import auth
+from sockcli.exceptions import AuthenticationError, ValidationError
+
+pytestmark = pytest.mark.timeout(30)
+
+# The test vector of docs/protocol.md ("Access control"), computed independently with
+# `openssl dgst -sha256 -hmac`.
+TOKEN = b"an example token, 32 bytes long!"
+HUB_NONCE = bytes(range(32))
+CLIENT_NONCE = bytes(range(32, 64))
+CLIENT_MAC = "79d3b7af944e613e2c6054c1fd4070f0736c7f7557b2bd7fed99f7d4b1aeaafd"
+HUB_MAC = "91f8c878ebc579d1caae250e5c3522cfedb268283513cf6e8e10b10a4f333b7e"
+
+
+def test_the_documented_vector() -> None:
+    assert auth.client_mac(TOKEN, HUB_NONCE, CLIENT_NONCE).hex() == CLIENT_MAC
+    assert auth.hub_mac(TOKEN, HUB_NONCE, CLIENT_NONCE).hex() == HUB_MAC
+
+
+def test_the_mac_covers_every_input() -> None:
+    base = auth.client_mac(TOKEN, HUB_NONCE, CLIENT_NONCE)
+    assert auth.client_mac(TOKEN + b"!", HUB_NONCE, CLIENT_NONCE) != base
+    assert auth.client_mac(TOKEN, CLIENT_NONCE, HUB_NONCE) != base  # the order matters
+    assert auth.client_mac(TOKEN, HUB_NONCE, bytes(32)) != base
+    # Domain separation: the hub's proof never passes for the client's, nor the reverse.
+    assert auth.hub_mac(TOKEN, HUB_NONCE, CLIENT_NONCE) != base
+
+
+def test_nonces_are_fresh_32_bytes() -> None:
+    nonces = {auth.new_nonce() for _ in range(64)}
+    assert len(nonces) == 64
+    assert all(len(n) == auth.NONCE_BYTES == 32 for n in nonces)
+
+
+def _exchange(client_token: bytes, hub_token: bytes) -> tuple[auth.ClientAuth, dict[str, object]]:
+    client = auth.ClientAuth(client_token)
+    hello = client.hello_keys()
+    assert hello == {"auth": ["hmac-sha256"]}
+    assert auth.offers_hmac(hello["auth"])
+    hub = auth.HubChallenge(hello="the hello")
+    challenge = hub.frame()
+    assert challenge == {"kind": "challenge", "method": "hmac-sha256", "nonce": hub.nonce.hex()}
+    answer = client.answer(challenge)
+    assert set(answer) == {"kind", "method", "nonce", "mac"}
+    fields = {k: v for k, v in answer.items() if k != "kind"}
+    proof = hub.verify(hub_token, "auth", fields)
+    return client, proof
+
+
+def test_a_full_exchange_proves_both_sides() -> None:
+    client, proof = _exchange(TOKEN, TOKEN)
+    assert proof["method"] == "hmac-sha256"
+    client.check_welcome({"kind": "welcome", "auth": proof})  # no exception: the hub knows it
+
+
+def test_the_hub_refuses_a_wrong_token() -> None:
+    with pytest.raises(AuthenticationError, match="wrong token") as info:
+        _exchange(b"another token, 32 bytes long!!!", TOKEN)
+    assert info.value.code == "auth_failed"
+
+
+def test_the_client_refuses_a_hub_that_cannot_prove_the_token() -> None:
+    client, _ = _exchange(TOKEN, TOKEN)
+    forged = {"method": "hmac-sha256", "mac": auth.hub_mac(b"x" * 32, bytes(32),
+                                                              bytes(32)).hex()}
+    with pytest.raises(AuthenticationError, match="does not know the token"):
+        client.check_welcome({"auth": forged})
+    with pytest.raises(AuthenticationError, match="mac"):
+        client.check_welcome({})  # no proof at all
+    with pytest.raises(AuthenticationError, match="mac"):
+        client.check_welcome({"auth": "yes"})
+
+
+def test_the_client_refuses_a_welcome_without_a_challenge() -> None:
+    client = auth.ClientAuth(TOKEN)
+    with pytest.raises(AuthenticationError, match="did not ask for the token"):
+        client.check_welcome({"kind": "welcome", "features": ["auth"]})
+
+
+def test_the_client_answers_one_challenge_only() -> None:
+    client = auth.ClientAuth(TOKEN)
+    client.answer({"method": "hmac-sha256", "nonce": HUB_NONCE.hex()})
+    with pytest.raises(AuthenticationError, match="second challenge"):
+        client.answer({"method": "hmac-sha256", "nonce": HUB_NONCE.hex()})
+
+
+def test_the_client_answers_with_the_documented_mac() -> None:
+    client = auth.ClientAuth(TOKEN, nonce=CLIENT_NONCE)
+    answer = client.answer({"kind": "challenge", "method": "hmac-sha256",
+                            "nonce": HUB_NONCE.hex()})
+    assert answer == {"kind": "auth", "method": "hmac-sha256", "nonce": CLIENT_NONCE.hex(),
+                      "mac": CLIENT_MAC}
+    client.check_welcome({"auth": {"method": "hmac-sha256", "mac": HUB_MAC}})
+
+
+@pytest.mark.parametrize("challenge, message", [
+    ({"method": "hmac-md5", "nonce": HUB_NONCE.hex()}, "method 'hmac-md5'"),
+    ({"method": "hmac-sha256"}, "nonce"),
+    ({"method": "hmac-sha256", "nonce": HUB_NONCE.hex()[:-2]}, "nonce"),
+    ({"method": "hmac-sha256", "nonce": "zz" * 32}, "nonce"),
+    ({"method": "hmac-sha256", "nonce": HUB_NONCE}, "nonce"),  # bin, not hex text
+])
+def test_the_client_refuses_a_bad_challenge(challenge: dict[str, object], message: str) -> None:
+    with pytest.raises(AuthenticationError, match=message):
+        auth.ClientAuth(TOKEN).answer(challenge)
+
+
+_GOOD_MAC = auth.client_mac(TOKEN, HUB_NONCE, CLIENT_NONCE).hex()
+
+
+@pytest.mark.parametrize("kind, fields, message", [
+    ("message", {}, "expected an auth frame"),
+    ("Hello", {}, "expected an auth frame"),
+    ("auth", {"nonce": CLIENT_NONCE.hex(), "mac": _GOOD_MAC}, "method"),
+    ("auth", {"method": "hmac-sha256", "mac": _GOOD_MAC}, "nonce"),
+    ("auth", {"method": "hmac-sha256", "nonce": CLIENT_NONCE.hex()}, "mac"),
+    ("auth", {"method": "hmac-sha256", "nonce": CLIENT_NONCE.hex(), "mac": _GOOD_MAC[:-1]},
+     "mac"),
+    ("auth", {"method": "hmac-sha256", "nonce": " " + CLIENT_NONCE.hex()[1:], "mac": _GOOD_MAC},
+     "nonce"),
+    ("auth", {"method": "hmac-sha256", "nonce": CLIENT_NONCE.hex(), "mac": 7}, "mac"),
+    ("auth", {"method": "hmac-sha256", "nonce": CLIENT_NONCE.hex(), "mac": "00" * 32},
+     "wrong token"),
+])
+def test_the_hub_refuses_a_bad_answer(kind: str, fields: dict[str, object], message: str) -> None:
+    hub = auth.HubChallenge(hello=None, nonce=HUB_NONCE)
+    with pytest.raises(AuthenticationError, match=message) as info:
+        hub.verify(TOKEN, kind, fields)
+    assert info.value.code == "auth_failed"
+
+
+def test_the_hub_accepts_the_documented_answer() -> None:
+    hub = auth.HubChallenge(hello=None, nonce=HUB_NONCE)
+    proof = hub.verify(TOKEN, "auth", {"method": "hmac-sha256", "nonce": CLIENT_NONCE.hex(),
+                                       "mac": CLIENT_MAC.upper()})
+    assert proof == {"method": "hmac-sha256", "mac": HUB_MAC}
+
+
+@pytest.mark.parametrize("offer, offered", [
+    (["hmac-sha256"], True), (["x", "hmac-sha256"], True), ([], False), (None, False),
+    ("hmac-sha256", False), (["HMAC-SHA256"], False),
+])
+def test_offers(offer: object, offered: bool) -> None:
+    assert auth.offers_hmac(offer) is offered
+
+
+# -- where the token comes from -----------------------------------------------------------------
+
+def _token_file(tmp_path: Path, content: bytes, mode: int = 0o600) -> Path:
+    path = tmp_path / "token"
+    path.write_bytes(content)
+    os.chmod(path, mode)
+    return path
+
+
+def test_a_private_token_file_is_read_without_surrounding_whitespace(tmp_path: Path) -> None:
+    path = _token_file(tmp_path, b"  " + TOKEN + b"\n")
+    assert auth.load_token_file(path) == TOKEN
+    assert auth.load_token_file(str(path)) == TOKEN
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o620, 0o602, 0o660, 0o644, 0o610])
+def test_a_token_file_others_may_touch_is_refused(tmp_path: Path, mode: int) -> None:
+    path = _token_file(tmp_path, TOKEN, mode)
+    with pytest.raises(ValidationError) as info:
+        auth.load_token_file(path)
+    assert str(info.value) == (f"token file {path} is accessible by group or others (mode "
+                               f"{mode:04o}): run 'chmod 600 {path}'")
+
+
+def test_a_token_file_of_another_user_is_refused(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give the file away")
+    path = _token_file(tmp_path, TOKEN)
+    os.chown(path, 65534, 65534)
+    with pytest.raises(ValidationError, match="belongs to uid 65534, not to you"):
+        auth.load_token_file(path)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "is empty"), (b" \n\t", "is empty"), (b"short", "is 5 bytes long; it must be at "
+                                                         "least 16"),
+    (b"x" * 5000, "longer than 4096 bytes"),
+])
+def test_an_unusable_token_file_is_refused(tmp_path: Path, content: bytes, message: str) -> None:
+    path = _token_file(tmp_path, content)
+    with pytest.raises(ValidationError, match=message) as info:
+        auth.load_token_file(path)
+    assert f"token file {path}" in str(info.value)
+
+
+def test_a_missing_or_odd_token_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match=r"cannot read token file .*No such file"):
+        auth.load_token_file(tmp_path / "absent")
+    os.chmod(tmp_path, 0o700)
+    with pytest.raises(ValidationError, match="is not a regular file"):
+        auth.load_token_file(tmp_path)
+
+
+def test_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _token_file(tmp_path, b"from the file, at least 16 bytes")
+    assert auth.resolve_token() is None
+    assert auth.resolve_token(None, path) == b"from the file, at least 16 bytes"
+    assert auth.resolve_token(None, "") is None
+    monkeypatch.setenv("SOCKCLI_TOKEN", "  from the environment, 16+ bytes\n")
+    assert auth.resolve_token(None, path) == b"from the environment, 16+ bytes"
+    assert auth.resolve_token(TOKEN, path) == TOKEN
+    assert auth.resolve_token(TOKEN.decode(), path) == TOKEN
+    monkeypatch.setenv("SOCKCLI_TOKEN", "")  # empty: as if unset
+    assert auth.resolve_token(None, path) == b"from the file, at least 16 bytes"
+    monkeypatch.setenv("SOCKCLI_TOKEN", "short")
+    with pytest.raises(ValidationError, match="the variable SOCKCLI_TOKEN is 5 bytes long"):
+        auth.resolve_token(None, path)
+    with pytest.raises(ValidationError, match="the token= argument is 3 bytes long"):
+        auth.resolve_token(b"abc")
+
+
+def test_the_module_imports_no_crypto_until_a_token_is_used() -> None:
+    code = """
+import json, sys
+import sockcli.auth, sockcli.sender, sockcli.cli.sendcore
+before = sorted(m for m in ("hmac", "hashlib", "secrets", "ssl") if m in sys.modules)
+sockcli.auth.ClientAuth(b"x" * 32).answer({"method": "hmac-sha256", "nonce": "00" * 32})
+after = sorted(m for m in ("hmac", "hashlib", "secrets", "ssl") if m in sys.modules)
+print(json.dumps([before, after]))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=20)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [[], ["hashlib", "hmac", "secrets"]]
