@@ -40,6 +40,7 @@ __all__ = ["HubAbsentError", "HubClient"]
 log = logging.getLogger("sockcli.client")
 
 _RECV_SIZE = 256 * 1024
+_COALESCE_BYTES = 64 * 1024
 _FIRST_RETRY_DELAY = 0.02
 #: Refusals of who the client is: retrying will not help (AuthenticationError).
 _ACCESS_CODES = frozenset({fr.ErrorCode.AUTH_FAILED, fr.ErrorCode.PEER_NOT_ALLOWED,
@@ -88,6 +89,14 @@ class HubClient(SocketClient):
         self._codec = Codec(max_frame_size=self.config.buffer_size)
         self._sock: socket.socket | None = None
         self._write_lock = threading.Lock()
+        # Frames of send(wait=False) wait here, under _write_lock, and go out together: in
+        # one write by the flusher thread (started on first use) as soon as it gets to run,
+        # or at once when the batch is large, or by send(wait=True), flush(), disconnect().
+        self._out: list[bytes] = []
+        self._out_size = 0
+        self._out_for: socket.socket | None = None  # the connection _out was filled for
+        self._out_ready = threading.Event()
+        self._flusher: threading.Thread | None = None
         self._cond = threading.Condition()
         self._inbox = Inbox(self.config.receive_buffer_size)
         self._reader: threading.Thread | None = None
@@ -146,7 +155,14 @@ class HubClient(SocketClient):
         self._reader.start()
 
     def disconnect(self) -> None:
+        with self._write_lock:  # what send(wait=False) left waiting still goes out
+            if self._sock is not None and self._connected:
+                with contextlib.suppress(ConnectionError):
+                    self._write_out(self._sock)
+            self._out.clear()
+            self._out_size = 0
         self._closed.set()
+        self._out_ready.set()  # lets the flusher thread end
         sock = self._sock
         self._connected = False
         if sock is not None:
@@ -181,15 +197,57 @@ class HubClient(SocketClient):
                 frame["to"] = to
             data = self._codec.pack_map(frame)
             self._next_seq = seq  # only once encoded: a refused frame leaves no gap to flush
-            try:
-                sock.sendall(data)
-            except OSError as exc:
-                with self._cond:
-                    self._lost_upto = max(self._lost_upto, seq)
-                raise ConnectionError(f"lost the hub of {self._event_name!r} while sending: "
-                                      f"{exc.strerror or exc}") from exc
+            if self._out_for is not sock:  # frames left for a dead connection are lost
+                self._out.clear()            # (and reported so: their seqs are lost_upto)
+                self._out_size = 0
+                self._out_for = sock
+            self._out.append(data)
+            self._out_size += len(data)
+            if wait or self._out_size >= _COALESCE_BYTES:
+                self._write_out(sock)
+            elif len(self._out) == 1:
+                self._wake_flusher()
         if wait:
             self._wait_settled(seq, deadline)
+
+    def _write_out(self, sock: socket.socket) -> None:
+        """Write the waiting frames in one call; the caller holds _write_lock."""
+        if not self._out:
+            return
+        if self._out_for is not sock:  # queued for a connection that has died
+            self._out.clear()
+            self._out_size = 0
+            return
+        payload = b"".join(self._out)
+        self._out.clear()
+        self._out_size = 0
+        try:
+            sock.sendall(payload)
+        except OSError as exc:
+            with self._cond:
+                self._lost_upto = max(self._lost_upto, self._next_seq)
+            raise ConnectionError(f"lost the hub of {self._event_name!r} while sending: "
+                                  f"{exc.strerror or exc}") from exc
+
+    def _wake_flusher(self) -> None:
+        if self._flusher is None:
+            self._flusher = threading.Thread(target=self._flush_loop, daemon=True,
+                                             name=f"sockcli-flush-{self._event_name}")
+            self._flusher.start()
+        self._out_ready.set()
+
+    def _flush_loop(self) -> None:
+        while True:
+            self._out_ready.wait()
+            self._out_ready.clear()
+            with self._write_lock:
+                sock = self._sock
+                if sock is not None and self._connected:
+                    with contextlib.suppress(ConnectionError):  # the reader sees the loss
+                        self._write_out(sock)
+                if self._closed.is_set() and not self._out:
+                    self._flusher = None
+                    return
 
     def check(self) -> None:
         """Raise the first refusal the hub has sent so far (MessageError), without waiting."""
@@ -200,6 +258,9 @@ class HubClient(SocketClient):
 
     def flush(self, timeout: float | None = None) -> None:
         budget = self.config.default_timeout if timeout is None else timeout
+        with self._write_lock:
+            if self._out and self._sock is not None and self._connected:
+                self._write_out(self._sock)
         self._wait_settled(self._next_seq, time.monotonic() + budget)
 
     def receive(self, timeout: float | None = None) -> SocketMessage:
@@ -244,6 +305,7 @@ class HubClient(SocketClient):
                 self._stats_reply = None
             with self._write_lock:
                 sock = self._wait_connected(deadline)
+                self._write_out(sock)  # in order after the messages waiting to go out
                 try:
                     sock.sendall(self._codec.send(fr.StatsRequest()))
                 except OSError as exc:
@@ -521,6 +583,7 @@ class HubClient(SocketClient):
                 sock = self._sock
                 if sock is not None:
                     with contextlib.suppress(OSError):
+                        self._write_out(sock)
                         sock.sendall(self._codec.send(fr.Pong(token=frame.token)))
         return True
 
