@@ -646,34 +646,9 @@ class HubServer(SocketServer):
         self._mark_dirty(conn)
 
     def _client_message(self, conn: Connection, frame: fr.MessageFrame) -> None:
-        if frame.seq is not None:
-            conn.ack_seq = frame.seq if conn.ack_seq is None else max(conn.ack_seq, frame.seq)
-        refusal = self._refusal(conn, frame)
-        if refusal is not None:
-            self._stats.rejected += 1
-            self._write(conn, fr.ErrorFrame(code=refusal[0], reason=refusal[1], seq=frame.seq))
-            return
         message = frame.message
-        try:
-            data = self._codec.pack_map(fr.message_to_map(message))
-        except MessageError as exc:  # re-encoded, 32-bit floats become 64-bit and may not fit
-            self._stats.rejected += 1
-            self._write(conn, fr.ErrorFrame(code=exc.code, reason=f"cannot relay: {exc}",
-                                            seq=frame.seq))
-            return
-        self._stats.received += 1
-        assert conn.info is not None
-        for handler in self._handlers:
-            try:
-                handler(message, conn.info)
-            except Exception:
-                log.exception("message handler %r failed", handler)
-        if frame.to is not None:
-            for target in self._subscribers(exclude=conn):
-                if target.info is not None and target.info.name == frame.to:
-                    self._deliver(target, data)
-        else:
-            self._broadcast(data, message.message_type, exclude=conn)
+        self._take(conn, fr.message_to_map(message), message.event_name,
+                   message.message_type, frame.seq, frame.to, message)
 
     def _relay_map(self, conn: Connection, m: dict[str, Any]) -> None:
         """:meth:`_client_message` for a hub without handlers, straight from the map: the
@@ -683,6 +658,16 @@ class HubServer(SocketServer):
             self._handle(conn, fr.frame_from_map(m))
             return
         event, message_type, seq, to = fields
+        wire = {"kind": "message", "event_name": event, "timestamp_ms": m["timestamp_ms"],
+                "timestamp_iso": m["timestamp_iso"], "message_type": message_type.value,
+                "data": m["data"]}
+        self._take(conn, wire, event, message_type, seq, to, None)
+
+    def _take(self, conn: Connection, wire: dict[str, Any], event: str,
+              message_type: MessageType, seq: int | None, to: str | None,
+              message: SocketMessage | None) -> None:
+        """Acknowledge, refuse or accept one client message; hand it to the handlers (when
+        ``message`` is built) and relay ``wire`` to the other subscribers."""
         if seq is not None:
             conn.ack_seq = seq if conn.ack_seq is None else max(conn.ack_seq, seq)
         refusal = self._refusal_of(conn, event, to)
@@ -691,25 +676,26 @@ class HubServer(SocketServer):
             self._write(conn, fr.ErrorFrame(code=refusal[0], reason=refusal[1], seq=seq))
             return
         try:
-            data = self._codec.pack_map({
-                "kind": "message", "event_name": event, "timestamp_ms": m["timestamp_ms"],
-                "timestamp_iso": m["timestamp_iso"], "message_type": message_type.value,
-                "data": m["data"]})
+            data = self._codec.pack_map(wire)
         except MessageError as exc:  # re-encoded, 32-bit floats become 64-bit and may not fit
             self._stats.rejected += 1
             self._write(conn, fr.ErrorFrame(code=exc.code, reason=f"cannot relay: {exc}",
                                             seq=seq))
             return
         self._stats.received += 1
+        if message is not None:
+            assert conn.info is not None
+            for handler in self._handlers:
+                try:
+                    handler(message, conn.info)
+                except Exception:
+                    log.exception("message handler %r failed", handler)
         if to is not None:
             for target in self._subscribers(exclude=conn):
                 if target.info is not None and target.info.name == to:
                     self._deliver(target, data)
         else:
             self._broadcast(data, message_type, exclude=conn)
-
-    def _refusal(self, conn: Connection, frame: fr.MessageFrame) -> tuple[str, str] | None:
-        return self._refusal_of(conn, frame.message.event_name, frame.to)
 
     def _refusal_of(self, conn: Connection, event: str, to: str | None,
                     ) -> tuple[str, str] | None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from sockcli.cli.errors import ConfigError, NoEventError
+from sockcli.cli.errors import ConfigError
 from sockcli.exceptions import SocketError, ValidationError
 
 __all__ = ["CliState", "parse_hostport"]
@@ -93,20 +93,12 @@ class CliState:
                 raise click.BadParameter(str(exc), param_hint=source) from None
         if connect is not None:
             return self._remote_event(connect)
-        from sockcli.discovery import running_hubs
+        from sockcli.cli.sendcore import pick_event
 
         try:
-            hubs = running_hubs(self.settings().socket.socket_dir)
+            return pick_event(str(self.settings().socket.socket_dir))
         except SocketError as exc:
             raise ConfigError(str(exc)) from None
-        if len(hubs) == 1:
-            return hubs[0].event_name
-        if not hubs:
-            raise NoEventError("no EVENT given and no hub is running: name the event, or start "
-                               "a hub with 'sockcli serve EVENT'")
-        names = ", ".join(h.event_name for h in hubs)
-        raise NoEventError(f"no EVENT given and {len(hubs)} hubs are running ({names}): name "
-                           "one, or set SOCKCLI_EVENT")
 
     def _remote_event(self, connect: tuple[str, int]) -> str:
         """Ask the hub at HOST:PORT which event it serves (its welcome frame says)."""
