@@ -24,8 +24,8 @@ from fuzzlib import instrumented, main
 with instrumented():
     import msgpack
 
-    from sockcli import frames as fr
-    from sockcli.codec import CLOSED, NEED_DATA, Codec, Sentinel
+    from sockcli.protocol import frames as fr
+    from sockcli.protocol.codec import CLOSED, NEED_DATA, Codec, Sentinel
     from sockcli.exceptions import MessageError
 
 LIMITS = (64, 256, 4096, 65536)

@@ -30,10 +30,10 @@ from fuzzlib import instrumented, main
 with instrumented():
     import msgpack
 
-    from sockcli import frames as fr
-    from sockcli.codec import CLOSED, NEED_DATA, Codec
+    from sockcli.protocol import frames as fr
+    from sockcli.protocol.codec import CLOSED, NEED_DATA, Codec
     from sockcli.exceptions import MessageError
-    from sockcli.unix import UnixSocketServer
+    from sockcli.hub.unix import UnixSocketServer
 
 MAX_FRAME = 4096
 

@@ -7,6 +7,7 @@ transports load on first use and the configuration (pydantic, dynaconf) only whe
 
 from __future__ import annotations
 
+from sockcli._lazy import lazy_attributes
 from sockcli.exceptions import (
     AuthenticationError,
     ConnectionError,
@@ -21,17 +22,17 @@ from sockcli.exceptions import (
 # pydantic or the hub just because the package was imported.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
-    from sockcli.client import SocketClient
+    from sockcli.client.base import SocketClient
+    from sockcli.client.tcp import TcpSocketClient
+    from sockcli.client.unix import UnixSocketClient
+    from sockcli.config.loader import load_settings
     from sockcli.config.models import Settings, SocketConfig, TcpSocketConfig, UnixSocketConfig
-    from sockcli.config.settings import load_settings
     from sockcli.factory import create_client, create_server
+    from sockcli.hub.base import ClientInfo, SocketServer
+    from sockcli.hub.tcp import TcpSocketServer
+    from sockcli.hub.unix import UnixSocketServer
     from sockcli.kinds import MessageType, SocketType
-    from sockcli.server import ClientInfo, SocketServer
-    from sockcli.tcp import TcpSocketClient, TcpSocketServer
     from sockcli.types import SocketMessage
-    from sockcli.unix import UnixSocketClient, UnixSocketServer
 
 __version__ = "0.1.0"
 
@@ -67,33 +68,21 @@ _LAZY = {
     "MessageType": "sockcli.kinds",
     "SocketType": "sockcli.kinds",
     "SocketMessage": "sockcli.types",
-    "SocketClient": "sockcli.client",
-    "SocketServer": "sockcli.server",
-    "ClientInfo": "sockcli.server",
-    "UnixSocketServer": "sockcli.unix",
-    "UnixSocketClient": "sockcli.unix",
-    "TcpSocketServer": "sockcli.tcp",
-    "TcpSocketClient": "sockcli.tcp",
+    "SocketClient": "sockcli.client.base",
+    "SocketServer": "sockcli.hub.base",
+    "ClientInfo": "sockcli.hub.base",
+    "UnixSocketServer": "sockcli.hub.unix",
+    "UnixSocketClient": "sockcli.client.unix",
+    "TcpSocketServer": "sockcli.hub.tcp",
+    "TcpSocketClient": "sockcli.client.tcp",
     "create_server": "sockcli.factory",
     "create_client": "sockcli.factory",
     "Settings": "sockcli.config.models",
     "SocketConfig": "sockcli.config.models",
     "UnixSocketConfig": "sockcli.config.models",
     "TcpSocketConfig": "sockcli.config.models",
-    "load_settings": "sockcli.config.settings",
+    "load_settings": "sockcli.config.loader",
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sockcli' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())

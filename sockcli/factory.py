@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sockcli.client import SocketClient
-from sockcli.server import SocketServer
+from sockcli.client.base import SocketClient
+from sockcli.hub.base import SocketServer
 from sockcli.types import SocketType
 
 __all__ = ["create_client", "create_server"]
@@ -14,10 +14,12 @@ __all__ = ["create_client", "create_server"]
 def _classes(socket_type: SocketType | str) -> tuple[type[Any], type[Any]]:
     kind = SocketType.parse(socket_type)
     if kind is SocketType.UNIX:
-        from sockcli.unix import UnixSocketClient, UnixSocketServer
+        from sockcli.client.unix import UnixSocketClient
+        from sockcli.hub.unix import UnixSocketServer
 
         return UnixSocketServer, UnixSocketClient
-    from sockcli.tcp import TcpSocketClient, TcpSocketServer
+    from sockcli.client.tcp import TcpSocketClient
+    from sockcli.hub.tcp import TcpSocketServer
 
     return TcpSocketServer, TcpSocketClient
 

@@ -32,7 +32,7 @@ def resolve_timezone(name: str) -> tzinfo:
 def format_timestamp(timestamp_ms: int, timezone: str | tzinfo | None = None) -> str:
     """ISO 8601 text of a millisecond timestamp, in ``timezone`` or the configured one."""
     if timezone is None:
-        from sockcli.config.settings import configured_timezone
+        from sockcli.config.loader import configured_timezone
 
         timezone = configured_timezone()
     global _last

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from sockcli import SocketClient, SocketServer, create_client, create_server
-from sockcli.config.settings import reset_settings_cache
+from sockcli.config.loader import reset_settings_cache
 from tests.helpers import short_tmp_dir
 
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sockcli import frames as fr
-from sockcli.codec import CLOSED, NEED_DATA, Codec
+from sockcli.protocol import frames as fr
+from sockcli.protocol.codec import CLOSED, NEED_DATA, Codec
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from sockcli import auth
-from sockcli.exceptions import AuthenticationError, ValidationError
+from sockcli.exceptions import AuthenticationError, MessageError, ValidationError
+from sockcli.protocol import auth
+from sockcli.protocol import frames as fr
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -45,25 +46,30 @@ def test_nonces_are_fresh_32_bytes() -> None:
     assert all(len(n) == auth.NONCE_BYTES == 32 for n in nonces)
 
 
-def _exchange(client_token: bytes, hub_token: bytes) -> tuple[auth.ClientAuth, dict[str, object]]:
+def _exchange(client_token: bytes, hub_token: bytes) -> tuple[auth.ClientAuth, dict[str, str]]:
     client = auth.ClientAuth(client_token)
-    hello = client.hello_keys()
-    assert hello == {"auth": ["hmac-sha256"]}
-    assert auth.offers_hmac(hello["auth"])
-    hub = auth.HubChallenge(hello="the hello")
+    hub = auth.HubChallenge()
     challenge = hub.frame()
-    assert challenge == {"kind": "challenge", "method": "hmac-sha256", "nonce": hub.nonce.hex()}
+    assert challenge == fr.Challenge(method="hmac-sha256", nonce=hub.nonce.hex())
+    assert fr.frame_to_map(challenge) == {"kind": "challenge", "method": "hmac-sha256",
+                                          "nonce": hub.nonce.hex()}
     answer = client.answer(challenge)
-    assert set(answer) == {"kind", "method", "nonce", "mac"}
-    fields = {k: v for k, v in answer.items() if k != "kind"}
-    proof = hub.verify(hub_token, "auth", fields)
+    assert set(fr.frame_to_map(answer)) == {"kind", "method", "nonce", "mac"}
+    proof = hub.verify(hub_token, answer)
     return client, proof
+
+
+def _challenge(**fields: object) -> fr.Challenge:
+    """A challenge as a hub would send it, however wrong: decoded from its wire map."""
+    frame = fr.frame_from_map({"kind": "challenge", "method": "hmac-sha256", **fields})
+    assert isinstance(frame, fr.Challenge)
+    return frame
 
 
 def test_a_full_exchange_proves_both_sides() -> None:
     client, proof = _exchange(TOKEN, TOKEN)
     assert proof["method"] == "hmac-sha256"
-    client.check_welcome({"kind": "welcome", "auth": proof})  # no exception: the hub knows it
+    client.check_welcome(proof)  # no exception: the hub knows it
 
 
 def test_the_hub_refuses_a_wrong_token() -> None:
@@ -77,84 +83,89 @@ def test_the_client_refuses_a_hub_that_cannot_prove_the_token() -> None:
     forged = {"method": "hmac-sha256", "mac": auth.hub_mac(b"x" * 32, bytes(32),
                                                               bytes(32)).hex()}
     with pytest.raises(AuthenticationError, match="does not know the token"):
-        client.check_welcome({"auth": forged})
+        client.check_welcome(forged)
     with pytest.raises(AuthenticationError, match="mac"):
-        client.check_welcome({})  # no proof at all
+        client.check_welcome(None)  # no proof at all
     with pytest.raises(AuthenticationError, match="mac"):
-        client.check_welcome({"auth": "yes"})
+        client.check_welcome({"mac": 7})
 
 
 def test_the_client_refuses_a_welcome_without_a_challenge() -> None:
     client = auth.ClientAuth(TOKEN)
     with pytest.raises(AuthenticationError, match="did not ask for the token"):
-        client.check_welcome({"kind": "welcome", "features": ["auth"]})
+        client.check_welcome(None)
 
 
 def test_the_client_answers_one_challenge_only() -> None:
     client = auth.ClientAuth(TOKEN)
-    client.answer({"method": "hmac-sha256", "nonce": HUB_NONCE.hex()})
+    client.answer(_challenge(nonce=HUB_NONCE.hex()))
     with pytest.raises(AuthenticationError, match="second challenge"):
-        client.answer({"method": "hmac-sha256", "nonce": HUB_NONCE.hex()})
+        client.answer(_challenge(nonce=HUB_NONCE.hex()))
 
 
 def test_the_client_answers_with_the_documented_mac() -> None:
     client = auth.ClientAuth(TOKEN, nonce=CLIENT_NONCE)
-    answer = client.answer({"kind": "challenge", "method": "hmac-sha256",
-                            "nonce": HUB_NONCE.hex()})
-    assert answer == {"kind": "auth", "method": "hmac-sha256", "nonce": CLIENT_NONCE.hex(),
-                      "mac": CLIENT_MAC}
-    client.check_welcome({"auth": {"method": "hmac-sha256", "mac": HUB_MAC}})
+    answer = client.answer(_challenge(nonce=HUB_NONCE.hex()))
+    assert answer == fr.Auth(method="hmac-sha256", nonce=CLIENT_NONCE.hex(), mac=CLIENT_MAC)
+    client.check_welcome({"method": "hmac-sha256", "mac": HUB_MAC})
 
 
 @pytest.mark.parametrize("challenge, message", [
     ({"method": "hmac-md5", "nonce": HUB_NONCE.hex()}, "method 'hmac-md5'"),
-    ({"method": "hmac-sha256"}, "nonce"),
     ({"method": "hmac-sha256", "nonce": HUB_NONCE.hex()[:-2]}, "nonce"),
     ({"method": "hmac-sha256", "nonce": "zz" * 32}, "nonce"),
-    ({"method": "hmac-sha256", "nonce": HUB_NONCE}, "nonce"),  # bin, not hex text
 ])
 def test_the_client_refuses_a_bad_challenge(challenge: dict[str, object], message: str) -> None:
     with pytest.raises(AuthenticationError, match=message):
-        auth.ClientAuth(TOKEN).answer(challenge)
+        auth.ClientAuth(TOKEN).answer(_challenge(**challenge))
+
+
+@pytest.mark.parametrize("challenge", [
+    {"kind": "challenge", "method": "hmac-sha256"},
+    {"kind": "challenge", "method": "hmac-sha256", "nonce": HUB_NONCE},  # bin, not hex text
+])
+def test_a_malformed_challenge_is_refused_by_the_frames(challenge: dict[str, object]) -> None:
+    with pytest.raises(MessageError, match="nonce"):
+        fr.frame_from_map(challenge)
 
 
 _GOOD_MAC = auth.client_mac(TOKEN, HUB_NONCE, CLIENT_NONCE).hex()
 
 
-@pytest.mark.parametrize("kind, fields, message", [
-    ("message", {}, "expected an auth frame"),
-    ("Hello", {}, "expected an auth frame"),
-    ("auth", {"nonce": CLIENT_NONCE.hex(), "mac": _GOOD_MAC}, "method"),
-    ("auth", {"method": "hmac-sha256", "mac": _GOOD_MAC}, "nonce"),
-    ("auth", {"method": "hmac-sha256", "nonce": CLIENT_NONCE.hex()}, "mac"),
-    ("auth", {"method": "hmac-sha256", "nonce": CLIENT_NONCE.hex(), "mac": _GOOD_MAC[:-1]},
-     "mac"),
-    ("auth", {"method": "hmac-sha256", "nonce": " " + CLIENT_NONCE.hex()[1:], "mac": _GOOD_MAC},
+@pytest.mark.parametrize("frame, message", [
+    (fr.UnknownFrame(kind="message", fields={}), "expected an auth frame after the challenge, "
+                                                 "not message"),
+    (fr.Hello(), "after the challenge, not Hello"),
+    (fr.Auth(method="hmac-md5", nonce=CLIENT_NONCE.hex(), mac=_GOOD_MAC), "method"),
+    (fr.Auth(method="hmac-sha256", nonce=CLIENT_NONCE.hex(), mac=_GOOD_MAC[:-1]), "mac"),
+    (fr.Auth(method="hmac-sha256", nonce=" " + CLIENT_NONCE.hex()[1:], mac=_GOOD_MAC),
      "nonce"),
-    ("auth", {"method": "hmac-sha256", "nonce": CLIENT_NONCE.hex(), "mac": 7}, "mac"),
-    ("auth", {"method": "hmac-sha256", "nonce": CLIENT_NONCE.hex(), "mac": "00" * 32},
-     "wrong token"),
+    (fr.Auth(method="hmac-sha256", nonce=CLIENT_NONCE.hex(), mac="00" * 32), "wrong token"),
 ])
-def test_the_hub_refuses_a_bad_answer(kind: str, fields: dict[str, object], message: str) -> None:
-    hub = auth.HubChallenge(hello=None, nonce=HUB_NONCE)
+def test_the_hub_refuses_a_bad_answer(frame: fr.Frame, message: str) -> None:
+    hub = auth.HubChallenge(nonce=HUB_NONCE)
     with pytest.raises(AuthenticationError, match=message) as info:
-        hub.verify(TOKEN, kind, fields)
+        hub.verify(TOKEN, frame)
     assert info.value.code == "auth_failed"
 
 
-def test_the_hub_accepts_the_documented_answer() -> None:
-    hub = auth.HubChallenge(hello=None, nonce=HUB_NONCE)
-    proof = hub.verify(TOKEN, "auth", {"method": "hmac-sha256", "nonce": CLIENT_NONCE.hex(),
-                                       "mac": CLIENT_MAC.upper()})
-    assert proof == {"method": "hmac-sha256", "mac": HUB_MAC}
-
-
-@pytest.mark.parametrize("offer, offered", [
-    (["hmac-sha256"], True), (["x", "hmac-sha256"], True), ([], False), (None, False),
-    ("hmac-sha256", False), (["HMAC-SHA256"], False),
+@pytest.mark.parametrize("fields, missing", [
+    ({"nonce": CLIENT_NONCE.hex(), "mac": _GOOD_MAC}, "method"),
+    ({"method": "hmac-sha256", "mac": _GOOD_MAC}, "nonce"),
+    ({"method": "hmac-sha256", "nonce": CLIENT_NONCE.hex()}, "mac"),
+    ({"method": "hmac-sha256", "nonce": CLIENT_NONCE.hex(), "mac": 7}, "mac"),
 ])
-def test_offers(offer: object, offered: bool) -> None:
-    assert auth.offers_hmac(offer) is offered
+def test_a_malformed_answer_is_refused_by_the_frames(fields: dict[str, object],
+                                                     missing: str) -> None:
+    with pytest.raises(MessageError, match=missing):
+        fr.frame_from_map({"kind": "auth", **fields})
+
+
+def test_the_hub_accepts_the_documented_answer() -> None:
+    hub = auth.HubChallenge(nonce=HUB_NONCE)
+    proof = hub.verify(TOKEN, fr.Auth(method="hmac-sha256", nonce=CLIENT_NONCE.hex(),
+                                      mac=CLIENT_MAC.upper()))
+    assert proof == {"method": "hmac-sha256", "mac": HUB_MAC}
 
 
 # -- where the token comes from -----------------------------------------------------------------
@@ -231,9 +242,10 @@ def test_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 def test_the_module_imports_no_crypto_until_a_token_is_used() -> None:
     code = """
 import json, sys
-import sockcli.auth, sockcli.sender, sockcli.cli.sendcore
+import sockcli.protocol.auth, sockcli.client.oneshot, sockcli.cli.sendcore
+from sockcli.protocol.frames import Challenge
 before = sorted(m for m in ("hmac", "hashlib", "secrets", "ssl") if m in sys.modules)
-sockcli.auth.ClientAuth(b"x" * 32).answer({"method": "hmac-sha256", "nonce": "00" * 32})
+sockcli.protocol.auth.ClientAuth(b"x" * 32).answer(Challenge(method="hmac-sha256", nonce="00" * 32))
 after = sorted(m for m in ("hmac", "hashlib", "secrets", "ssl") if m in sys.modules)
 print(json.dumps([before, after]))
 """

@@ -19,8 +19,8 @@ import pytest
 
 import sockcli
 from sockcli import MessageType, SocketMessage
-from sockcli import frames as fr
-from sockcli.codec import CLOSED, NEED_DATA, Codec
+from sockcli.protocol import frames as fr
+from sockcli.protocol.codec import CLOSED, NEED_DATA, Codec
 from tests.helpers import wait_until
 
 DATA = MessageType.DATA

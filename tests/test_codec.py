@@ -12,9 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sockcli import frames as fr
-from sockcli.codec import CLOSED, DEFAULT_MAX_FRAME_SIZE, HEADER_SIZE, NEED_DATA, Codec, Sentinel
 from sockcli.exceptions import MessageError
+from sockcli.protocol import frames as fr
+from sockcli.protocol.codec import (
+    CLOSED,
+    DEFAULT_MAX_FRAME_SIZE,
+    HEADER_SIZE,
+    NEED_DATA,
+    Codec,
+    Sentinel,
+)
 from sockcli.types import MessageType, SocketMessage
 
 TS = 1700000000000

@@ -19,7 +19,7 @@ from sockcli import (
     create_server,
     load_settings,
 )
-from sockcli.config.settings import (
+from sockcli.config.loader import (
     default_settings_file,
     get_settings,
     reset_settings_cache,

@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 
 from sockcli import SocketMessage, create_client
-from sockcli import frames as fr
-from sockcli.codec import CLOSED, NEED_DATA, Codec
+from sockcli.client.oneshot import Sender
 from sockcli.exceptions import MessageError
-from sockcli.sender import Sender
+from sockcli.protocol import frames as fr
+from sockcli.protocol.codec import CLOSED, NEED_DATA, Codec
 from tests.clitools import read_json, stop, transport_args
 from tests.helpers import RawPeer, wait_until
 

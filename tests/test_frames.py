@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sockcli import frames as fr
 from sockcli.exceptions import MessageError
+from sockcli.protocol import frames as fr
 from sockcli.types import EVENT_NAME_RULE, MessageType, SocketMessage
 
 TS = 1700000000000
@@ -197,7 +197,7 @@ def test_message_type_is_case_insensitive() -> None:
 
 
 def test_empty_timestamp_iso_is_filled_in(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sockcli.config.settings import reset_settings_cache
+    from sockcli.config.loader import reset_settings_cache
 
     monkeypatch.setenv("SOCKCLI_TIMEZONE", "Asia/Tokyo")
     reset_settings_cache()

@@ -23,8 +23,8 @@ import msgpack
 import pytest
 
 from sockcli import SocketMessage
-from sockcli import frames as fr
-from sockcli.codec import Codec
+from sockcli.protocol import frames as fr
+from sockcli.protocol.codec import Codec
 from tests.helpers import RawPeer, wait_until
 
 TS = 1700000000000
@@ -264,7 +264,7 @@ def test_payload_streamed_after_a_refused_prefix_is_not_buffered(traffic) -> Non
 
 def test_frame_timeout_setting(monkeypatch: pytest.MonkeyPatch, sock_dir: Any) -> None:
     from sockcli import create_server
-    from sockcli.config.settings import reset_settings_cache
+    from sockcli.config.loader import reset_settings_cache
     from sockcli.exceptions import ValidationError
 
     assert create_server("unix", "ev", socket_dir=sock_dir).config.frame_timeout == 10.0

@@ -17,9 +17,9 @@ import pytest
 
 import sockcli
 from sockcli import MessageType, SocketMessage
-from sockcli import frames as fr
-from sockcli.codec import Codec
-from sockcli.server import ClientInfo
+from sockcli.hub.base import ClientInfo
+from sockcli.protocol import frames as fr
+from sockcli.protocol.codec import Codec
 from tests.helpers import RawPeer, wait_until
 
 DATA = MessageType.DATA

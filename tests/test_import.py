@@ -38,7 +38,7 @@ def test_messages_and_errors_stay_light() -> None:
     statement = ("import sockcli\n"
                  "m = sockcli.SocketMessage('x', timestamp_ms=0, timestamp_iso='t')\n"
                  "sockcli.MessageType.parse('DATA'); sockcli.SocketType.parse('tcp')\n"
-                 "import sockcli.codec, sockcli.frames")
+                 "import sockcli.protocol.codec, sockcli.protocol.frames")
     assert loaded_after(statement) == dict.fromkeys(HEAVY, False)
 
 
@@ -77,8 +77,10 @@ def test_exports_are_the_real_objects() -> None:
     code = """
 import sockcli
 from sockcli.factory import create_client, create_server
-from sockcli.unix import UnixSocketServer, UnixSocketClient
-from sockcli.tcp import TcpSocketServer, TcpSocketClient
+from sockcli.hub.unix import UnixSocketServer
+from sockcli.client.unix import UnixSocketClient
+from sockcli.hub.tcp import TcpSocketServer
+from sockcli.client.tcp import TcpSocketClient
 from sockcli.config.models import SocketConfig, Settings
 from sockcli.types import SocketMessage
 assert sockcli.create_server is create_server and sockcli.create_client is create_client

@@ -62,7 +62,7 @@ def listener_main(event: str, socket_dir: str, senders: int, per_sender: int,
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_50_senders_times_2000_messages_to_5_listeners(cli) -> None:
-    from sockcli.sender import Sender
+    from sockcli.client.oneshot import Sender
     from tests.clitools import read_line, rest
 
     # 50 senders at full speed outrun 5 Python listeners sharing two cores: the listeners fall

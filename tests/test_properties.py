@@ -20,9 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sockcli import frames as fr
-from sockcli.codec import CLOSED, NEED_DATA, Codec, Sentinel
 from sockcli.exceptions import MessageError
+from sockcli.protocol import frames as fr
+from sockcli.protocol.codec import CLOSED, NEED_DATA, Codec, Sentinel
 from sockcli.rules import check_data
 from sockcli.types import MessageType, SocketMessage
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from sockcli import MessageType, SocketMessage
-from sockcli import frames as fr
+from sockcli.protocol import frames as fr
 from tests.helpers import RawPeer, wait_until
 
 CONNECTIONS = 1000

@@ -35,11 +35,11 @@ from sockcli import (
     ValidationError,
     create_server,
 )
-from sockcli import frames as fr
-from sockcli.codec import CLOSED, NEED_DATA, Codec
-from sockcli.sender import Sender
-from sockcli.server import ClientInfo
-from sockcli.tcp import is_loopback
+from sockcli.client.oneshot import Sender
+from sockcli.hub.base import ClientInfo
+from sockcli.hub.tcp import is_loopback
+from sockcli.protocol import frames as fr
+from sockcli.protocol.codec import CLOSED, NEED_DATA, Codec
 from tests.clitools import error_line, free_port, read_json, read_line
 from tests.helpers import RawPeer, wait_until
 
@@ -138,8 +138,8 @@ def _roundtrip(sender: Any, subscriber: Any, n: int = 1) -> None:
 
 _AS_NOBODY = textwrap.dedent("""
     import json, socket, sys
-    from sockcli import frames as fr
-    from sockcli.codec import CLOSED, NEED_DATA, Codec
+    from sockcli.protocol import frames as fr
+    from sockcli.protocol.codec import CLOSED, NEED_DATA, Codec
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(10)
     s.connect(sys.argv[1])
@@ -281,7 +281,7 @@ def test_allowed_ids_setting_refuses_what_is_not_an_id(sock_dir: Path, value: An
 
 
 def test_allowed_ids_from_the_environment(sock_dir: Path, monkeypatch) -> None:
-    from sockcli.config.settings import load_settings
+    from sockcli.config.loader import load_settings
 
     monkeypatch.setenv("SOCKCLI_UNIX__ALLOWED_UIDS", "[1000, 1001]")
     monkeypatch.setenv("SOCKCLI_UNIX__ALLOWED_GIDS", "100")
@@ -349,12 +349,12 @@ def test_only_the_answer_may_follow_the_challenge(tcp_hub) -> None:
         message = fr.MessageFrame(message=SocketMessage("ev", data={}, timestamp_ms=0,
                                                         timestamp_iso="t"), seq=1)
         # Pipelined after the hello: allowed without a token, not with one.
-        peer.send_raw(peer.codec.send(fr.Hello(extra={"auth": ["hmac-sha256"]})) +
+        peer.send_raw(peer.codec.send(fr.Hello(auth=("hmac-sha256",))) +
                       peer.codec.send(message))
         challenge = peer.next_frame()
-        assert isinstance(challenge, fr.UnknownFrame) and challenge.kind == "challenge"
-        assert challenge.fields["method"] == "hmac-sha256"
-        assert len(bytes.fromhex(challenge.fields["nonce"])) == 32
+        assert isinstance(challenge, fr.Challenge)
+        assert challenge.method == "hmac-sha256"
+        assert len(bytes.fromhex(challenge.nonce)) == 32
         error = peer.next_frame()
         assert isinstance(error, fr.ErrorFrame)
         assert (error.code, error.fatal) == ("auth_failed", True)
@@ -372,10 +372,10 @@ def test_each_connection_gets_its_own_challenge(tcp_hub) -> None:
     for _ in range(3):
         peer = RawPeer.for_hub(hub)
         try:
-            peer.send_frame(fr.Hello(extra={"auth": ["hmac-sha256"]}))
+            peer.send_frame(fr.Hello(auth=("hmac-sha256",)))
             challenge = peer.next_frame()
-            assert isinstance(challenge, fr.UnknownFrame)
-            nonces.add(challenge.fields["nonce"])
+            assert isinstance(challenge, fr.Challenge)
+            nonces.add(challenge.nonce)
         finally:
             peer.close()
     assert len(nonces) == 3  # a recorded answer is worth nothing on the next connection
@@ -402,7 +402,7 @@ class _FakeHub:
         self.thread.start()
 
     def _serve(self) -> None:
-        from sockcli import auth
+        from sockcli.protocol import auth
 
         conn, _ = self.listener.accept()
         conn.settimeout(10)
@@ -440,7 +440,7 @@ class _FakeHub:
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("case", ["no proof", "wrong proof", "right proof"])
 def test_the_client_checks_the_hubs_proof(sock_dir: Path, case: str) -> None:
-    from sockcli import auth
+    from sockcli.protocol import auth
 
     def proof(answer: dict[str, Any], nonce: bytes) -> Any:
         if case == "no proof":
@@ -655,7 +655,7 @@ def test_a_certificate_must_name_the_address(certs, tcp_hub, tcp_client) -> None
 
 
 def _keeping_name(client: TcpSocketClient) -> Callable[[float], socket.socket]:
-    from sockcli.connect import open_tcp_socket
+    from sockcli.client.connect import open_tcp_socket
 
     def open_socket(timeout: float) -> socket.socket:
         assert client.port is not None

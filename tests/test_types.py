@@ -20,7 +20,7 @@ from sockcli import (
     TimeoutError,
     ValidationError,
 )
-from sockcli.config.settings import reset_settings_cache
+from sockcli.config.loader import reset_settings_cache
 from sockcli.types import EVENT_NAME_RULE, format_timestamp, resolve_timezone, validate_event_name
 
 TS = 1700000000000  # 2023-11-14T22:13:20Z

@@ -385,8 +385,8 @@ def test_peer_credentials_of_other_user(hubs, children, sock_dir: Path) -> None:
     os.chmod(sock_dir, 0o711)
     script = textwrap.dedent("""
         import os, socket, sys
-        from sockcli import frames as fr
-        from sockcli.codec import Codec
+        from sockcli.protocol import frames as fr
+        from sockcli.protocol.codec import Codec
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(5)
         s.connect(sys.argv[1])

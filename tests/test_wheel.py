@@ -28,7 +28,7 @@ SCRIPT = textwrap.dedent("""
     import json, shutil, sys, tempfile
     import sockcli
     from sockcli import MessageType, SocketMessage, create_client, create_server, load_settings
-    from sockcli.config.settings import default_settings_file
+    from sockcli.config.loader import default_settings_file
 
     print("file", sockcli.__file__)
     print("defaults", default_settings_file())
@@ -81,8 +81,8 @@ def test_wheel_installs_and_works_in_fresh_venv(tmp_path: Path) -> None:
         assert "sockcli/config/settings.toml" in names
         assert zf.read("sockcli/config/settings.toml") == \
             (REPO / "config" / "settings.toml").read_bytes()
-        assert {"sockcli/__init__.py", "sockcli/py.typed", "sockcli/unix.py",
-                "sockcli/config/settings.py"} <= names
+        assert {"sockcli/__init__.py", "sockcli/py.typed", "sockcli/hub/unix.py",
+                "sockcli/config/loader.py"} <= names
         assert not any(n.startswith(("tests/", "config/")) for n in names)
         # The man page and the completions, as data files of the installation prefix.
         for source, target in SHARED_DATA.items():

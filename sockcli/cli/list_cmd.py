@@ -41,7 +41,7 @@ def _live(state: CliState, event: str, connect: tuple[str, int] | None) -> dict[
 @click.pass_obj
 def list_hubs(state: CliState, as_json: bool, connect: tuple[str, int] | None) -> None:
     """List the running hubs: event, transport, address, pid, clients, queued messages."""
-    from sockcli.discovery import running_hubs
+    from sockcli.client.discovery import running_hubs
 
     rows: list[dict[str, Any]] = []
     if connect is not None:

@@ -21,7 +21,7 @@ def complete_events(ctx: click.Context, param: click.Parameter,
 
     try:
         from sockcli.cli.state import CliState
-        from sockcli.discovery import running_hubs
+        from sockcli.client.discovery import running_hubs
 
         root = ctx.find_root()
         state = CliState(config_file=root.params.get("config_file"),

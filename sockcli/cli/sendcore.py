@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
 
-    from sockcli.sender import Sender
+    from sockcli.client.oneshot import Sender
 
 __all__ = ["MESSAGE_TYPES", "SendPlan", "parse_fast_send", "parse_object", "pick_event",
            "run_send"]
@@ -215,7 +215,7 @@ def _stdin_chunks() -> Iterator[list[bytes]]:
 # -- the work ---------------------------------------------------------------------------------
 
 def _settings(plan: SendPlan) -> dict[str, Any]:
-    from sockcli.config.settings import load_settings_data
+    from sockcli.config.loader import load_settings_data
     from sockcli.runtime import check_socket_dir
 
     overrides: dict[str, Any] = {}
@@ -276,7 +276,7 @@ def run_send(plan: SendPlan) -> None:
 def _security(plan: SendPlan, tcp: dict[str, Any]) -> tuple[bytes | None, str | None]:
     """The token and the CA file for TCP hubs: the options, else $SOCKCLI_TOKEN and the
     settings. A bad token or token file is a configuration error (exit 78)."""
-    from sockcli.auth import load_token_file, resolve_token
+    from sockcli.protocol.auth import load_token_file, resolve_token
 
     try:
         explicit = load_token_file(os.path.abspath(plan.token_file)) if plan.token_file \
@@ -290,7 +290,7 @@ def _security(plan: SendPlan, tcp: dict[str, Any]) -> tuple[bytes | None, str | 
 
 def _open(plan: SendPlan, event: str | None, socket_dir: str, cfg: dict[str, Any],
           tcp: dict[str, Any]) -> Sender:
-    from sockcli.sender import Sender
+    from sockcli.client.oneshot import Sender
 
     token, tls_ca = _security(plan, tcp)
     try:

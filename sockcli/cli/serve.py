@@ -85,7 +85,7 @@ def serve(state: CliState, event: str, tcp: bool, host: str | None, port: int | 
         overrides["insecure"] = True
     security: dict[str, Any] = {}
     if token_file is not None:
-        from sockcli.auth import load_token_file
+        from sockcli.protocol.auth import load_token_file
 
         try:
             security["token"] = load_token_file(os.path.abspath(token_file))
@@ -123,9 +123,4 @@ def serve(state: CliState, event: str, tcp: bool, host: str | None, port: int | 
 
 def _describe(transport: str, hub: Any) -> str:
     """"tcp", "tcp, TLS, token": what protects the hub, for the start-up line."""
-    parts = [transport]
-    if getattr(hub, "_tls_context", None) is not None:
-        parts.append("TLS")
-    if getattr(hub, "_token", None) is not None:
-        parts.append("token")
-    return ", ".join(parts)
+    return ", ".join((transport, *getattr(hub, "protection", ())))

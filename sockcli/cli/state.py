@@ -44,7 +44,7 @@ class CliState:
     def settings(self) -> Any:
         """The validated settings; an invalid one is a ConfigError (exit 78)."""
         if self._settings is None:
-            from sockcli.config.settings import load_settings
+            from sockcli.config.loader import load_settings
             from sockcli.runtime import check_socket_dir
 
             overrides: dict[str, Any] = {}
@@ -64,7 +64,7 @@ class CliState:
         them the client takes $SOCKCLI_TOKEN and the settings). A bad file is exit 78."""
         kwargs: dict[str, Any] = {}
         if self.token_file is not None:
-            from sockcli.auth import load_token_file
+            from sockcli.protocol.auth import load_token_file
 
             try:
                 kwargs["token"] = load_token_file(os.path.abspath(self.token_file))
@@ -103,7 +103,7 @@ class CliState:
     def _remote_event(self, connect: tuple[str, int]) -> str:
         """Ask the hub at HOST:PORT which event it serves (its welcome frame says)."""
         from sockcli.cli.errors import from_library
-        from sockcli.tcp import TcpSocketClient
+        from sockcli.client.tcp import TcpSocketClient
 
         try:
             probe = TcpSocketClient("probe", host=connect[0], port=connect[1], subscribe=False,
@@ -127,11 +127,11 @@ class CliState:
         kwargs.update(self.security())
         try:
             if connect is not None:
-                from sockcli.tcp import TcpSocketClient
+                from sockcli.client.tcp import TcpSocketClient
 
                 return TcpSocketClient(event, host=connect[0], port=connect[1],
                                        settings=settings, **kwargs)
-            from sockcli.discovery import LocalHubClient
+            from sockcli.client.discovery import LocalHubClient
 
             return LocalHubClient(event, settings=settings, **kwargs)
         except SocketError as exc:  # a bad token, token file or CA file

@@ -4,12 +4,12 @@ of sockcli together."""
 
 from __future__ import annotations
 
+from sockcli._lazy import lazy_attributes
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
+    from sockcli.config.loader import get_settings, load_settings
     from sockcli.config.models import Settings, SocketConfig, TcpSocketConfig, UnixSocketConfig
-    from sockcli.config.settings import get_settings, load_settings
 
 __all__ = [
     "Settings",
@@ -25,15 +25,9 @@ _LAZY = {
     "SocketConfig": "sockcli.config.models",
     "TcpSocketConfig": "sockcli.config.models",
     "UnixSocketConfig": "sockcli.config.models",
-    "get_settings": "sockcli.config.settings",
-    "load_settings": "sockcli.config.settings",
+    "get_settings": "sockcli.config.loader",
+    "load_settings": "sockcli.config.loader",
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())

@@ -186,7 +186,7 @@ class Settings(BaseModel):
         ``max_connections`` applies to both transport sections. Unknown keys are a
         ValidationError listing the accepted ones.
         """
-        from sockcli.config.settings import apply_overrides
+        from sockcli.config.loader import apply_overrides
 
         result: Settings = apply_overrides(self, overrides)
         return result

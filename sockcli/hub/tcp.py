@@ -1,4 +1,4 @@
-"""TCP transport: loopback by default, a port from the configured range."""
+"""The hub of the TCP transport: loopback by default, a port from the configured range."""
 
 from __future__ import annotations
 
@@ -8,14 +8,12 @@ import socket
 import time
 from typing import Any
 
-from sockcli.connect import open_tcp_socket
 from sockcli.exceptions import ConnectionError, ValidationError
-from sockcli.hub import HubServer
-from sockcli.hubclient import HubAbsentError, HubClient
-from sockcli.runtime import HubRecord, check_socket_dir, read_record
+from sockcli.hub.loop import HubServer
+from sockcli.runtime import HubRecord
 from sockcli.types import SocketType
 
-__all__ = ["TcpSocketClient", "TcpSocketServer", "is_loopback", "open_tcp_socket"]
+__all__ = ["TcpSocketServer", "is_loopback"]
 
 
 def _family(host: str) -> socket.AddressFamily:
@@ -48,7 +46,7 @@ class TcpSocketServer(HubServer):
 
     def _secure(self, token: bytes | str | None) -> None:
         """Load the token and the TLS context, and refuse an open address without a token."""
-        from sockcli.auth import resolve_token
+        from sockcli.protocol.auth import resolve_token
 
         cfg = self.tcp_config
         self._token = resolve_token(token, cfg.token_file)
@@ -101,41 +99,3 @@ class TcpSocketServer(HubServer):
     def _peer_info(self, sock: socket.socket, addr: Any) -> tuple[str, dict[str, int]]:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small frames, no Nagle
         return f"{addr[0]}:{addr[1]}", {}
-
-
-class TcpSocketClient(HubClient):
-    """A client of a TCP hub: at ``host``/``port`` if given, else found by event name in the
-    local runtime directory."""
-
-    transport = SocketType.TCP
-
-    def __init__(self, event_name: str, *, host: str | None = None, port: int | None = None,
-                 **kwargs: Any) -> None:
-        super().__init__(event_name, **kwargs)
-        if port is not None and not 1 <= port <= 65535:
-            raise ValidationError(f"invalid port {port}: it must be from 1 to 65535")
-        if host is not None and port is None:
-            raise ValidationError("a host needs a port too")
-        self.host = host
-        self.port = port
-
-    @property
-    def address(self) -> str:
-        if self.port is not None:
-            return f"{self.host or '127.0.0.1'}:{self.port}"
-        return f"the record of {self.event_name!r} in {self.config.socket_dir}"
-
-    def _target(self) -> tuple[str, int]:
-        if self.port is not None:
-            return self.host or "127.0.0.1", self.port
-        check_socket_dir(self.config.socket_dir)
-        record = read_record(self.config.socket_dir, self.event_name)
-        if record is None or record.transport is not SocketType.TCP or record.port is None:
-            raise HubAbsentError(f"no TCP hub is running for event {self.event_name!r} (no "
-                                 f"record in {self.config.socket_dir})")
-        return record.host or "127.0.0.1", record.port
-
-    def _open_socket(self, timeout: float) -> socket.socket:
-        host, port = self._target()
-        self.tls_server_name = host
-        return open_tcp_socket(host, port, timeout, self.event_name)

@@ -1,4 +1,4 @@
-"""Unix domain socket transport: a socket file in the private runtime directory."""
+"""The hub of the Unix domain socket transport: a socket file in the private runtime directory."""
 
 from __future__ import annotations
 
@@ -12,15 +12,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sockcli.connect import open_unix_socket
 from sockcli.exceptions import ConnectionError, SocketError
-from sockcli.hub import HubServer
-from sockcli.hubclient import HubClient
+from sockcli.hub.base import ClientInfo
+from sockcli.hub.loop import HubServer
 from sockcli.runtime import HubRecord, socket_path
-from sockcli.server import ClientInfo
 from sockcli.types import SocketType
 
-__all__ = ["UnixSocketClient", "UnixSocketServer", "open_unix_socket"]
+__all__ = ["UnixSocketServer"]
 
 _CREDS = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
@@ -113,23 +111,3 @@ class UnixSocketServer(HubServer):
         return (f"uid {uid} (gid {gid}) may not connect to hub {self.event_name!r}: it admits "
                 f"uid {os.geteuid()}, root, and the uids and gids of [unix] allowed_uids and "
                 "allowed_gids")
-
-
-class UnixSocketClient(HubClient):
-    """A client of the hub at ``{socket_dir}/{event_name}.sock``."""
-
-    transport = SocketType.UNIX
-    uses_tcp = False  # no token, no TLS: the kernel says who connects (SO_PEERCRED)
-
-    def __init__(self, event_name: str, *, path: str | os.PathLike[str] | None = None,
-                 **kwargs: Any) -> None:
-        super().__init__(event_name, **kwargs)
-        self.socket_path = Path(path) if path is not None else \
-            socket_path(self.config.socket_dir, self.event_name)
-
-    @property
-    def address(self) -> str:
-        return str(self.socket_path)
-
-    def _open_socket(self, timeout: float) -> socket.socket:
-        return open_unix_socket(self.socket_path, timeout, self.event_name)

@@ -8,8 +8,9 @@ from collections import deque
 from enum import Enum
 from typing import Any
 
-from sockcli.codec import Codec
-from sockcli.server import ClientInfo
+from sockcli.hub.base import ClientInfo
+from sockcli.protocol.codec import Codec
+from sockcli.protocol.handshake import HubHandshake
 from sockcli.types import MessageType
 
 __all__ = ["Connection", "ConnectionState"]
@@ -32,6 +33,7 @@ class Connection:
         "connected_ms",
         "fd",
         "frame_deadline",
+        "handshake",
         "handshake_deadline",
         "info",
         "out",
@@ -60,11 +62,10 @@ class Connection:
         self.want_write = False
         #: Highest sequence number handled in the current read batch, acknowledged after it.
         self.ack_seq: int | None = None
-        #: The hub's challenge (sockcli.auth.HubChallenge) while it waits for the client's
-        #: answer; None otherwise.
-        self.auth: Any = None
-        #: The hub's TLS state (sockcli.hub._TlsPending) until the TLS handshake is done; None
-        #: otherwise, and always on a hub without TLS.
+        #: The hub's side of the protocol handshake until the client is welcomed; then None.
+        self.handshake: HubHandshake | None = None
+        #: The hub's TLS state (sockcli.hub.admission._TlsPending) until the TLS handshake is
+        #: done; None otherwise, and always on a hub without TLS.
         self.tls: Any = None
 
     @property

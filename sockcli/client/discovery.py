@@ -11,8 +11,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from sockcli.connect import open_tcp_socket, open_unix_socket
-from sockcli.hubclient import HubAbsentError, HubClient
+from sockcli.client.connect import open_tcp_socket, open_unix_socket
+from sockcli.client.threaded import HubAbsentError, HubClient
 from sockcli.runtime import HubRecord, check_socket_dir, list_records, read_record
 from sockcli.types import SocketType
 

@@ -1,10 +1,14 @@
-"""The hub: one selectors loop that serves every connection of one event.
+"""The hub's loop: one selectors loop that serves every connection of one event.
 
-Both transports share this class; :class:`~sockcli.unix.UnixSocketServer` and
-:class:`~sockcli.tcp.TcpSocketServer` only say how to bind and what to clean up. One thread
-holds any number of connections (no thread per client), and everything the loop touches is
-owned by that thread: other threads hand it work through a queue and a wake-up socket, so the
-only lock guards that queue and the snapshot of connected clients.
+:class:`HubServer` owns the sockets: it accepts, reads, writes, keeps the timers (handshake,
+partial frame, closing grace) and the wake-up socket through which other threads hand it work.
+What it reads goes to :class:`~sockcli.hub.admission.Admission` until the client is welcomed,
+then to :class:`~sockcli.hub.router.Router`; both give it back frames to write. Both
+transports share this class; :class:`~sockcli.hub.unix.UnixSocketServer` and
+:class:`~sockcli.hub.tcp.TcpSocketServer` only say how to bind, who the peer is and what to
+clean up. One thread holds any number of connections (no thread per client), and everything
+the loop touches is owned by that thread: other threads hand it work through a queue and the
+wake-up socket, so the only lock guards that queue and the snapshot of connected clients.
 """
 
 from __future__ import annotations
@@ -18,14 +22,17 @@ import threading
 import time
 from abc import abstractmethod
 from collections import deque
+from collections.abc import Callable
 from typing import Any, ClassVar
 
-from sockcli import frames as fr
-from sockcli.codec import CLOSED, NEED_DATA, Codec
-from sockcli.connection import Connection, ConnectionState
 from sockcli.exceptions import ConnectionError, MessageError, SocketError, ValidationError
+from sockcli.hub.admission import Admission, TlsOutcome
+from sockcli.hub.base import ClientInfo, MessageHandler, SocketServer
+from sockcli.hub.connection import Connection, ConnectionState
+from sockcli.hub.router import HubStats, Router
+from sockcli.protocol import frames as fr
+from sockcli.protocol.codec import CLOSED, NEED_DATA, Codec
 from sockcli.runtime import HubLock, HubRecord, ensure_socket_dir
-from sockcli.server import ClientInfo, MessageHandler, SocketServer
 from sockcli.types import MessageType, SocketMessage, SocketType, validate_event_name
 
 __all__ = ["HubServer", "HubStats"]
@@ -37,40 +44,6 @@ _ACCEPTS_PER_WAKE = 128
 _CLOSE_GRACE = 1.0  # seconds a dropped client gets to read why it is dropped
 
 
-class HubStats:
-    """Counters of one hub; read them with :meth:`HubServer.stats`."""
-
-    __slots__ = ("delivered", "denied", "dropped", "dropped_clients", "received",
-                 "refused_connections", "rejected")
-
-    def __init__(self) -> None:
-        self.received = 0  # messages accepted from clients
-        self.delivered = 0  # message frames handed to subscribers' buffers
-        self.dropped = 0  # queued messages dropped because the queue was full
-        self.dropped_clients = 0  # subscribers dropped for not reading
-        self.refused_connections = 0  # connections refused over max_connections
-        self.rejected = 0  # messages refused (not allowed, invalid, unknown recipient)
-        self.denied = 0  # connections refused by access control (peer, token, TLS)
-
-
-class _Queued:
-    __slots__ = ("frame", "message_type")
-
-    def __init__(self, message_type: MessageType, frame: bytes) -> None:
-        self.message_type = message_type
-        self.frame = frame
-
-
-class _TlsPending:
-    """A connection of a TLS hub before its TLS handshake is done (Connection.tls)."""
-
-    __slots__ = ("refusal", "wrapped")
-
-    def __init__(self) -> None:
-        self.wrapped = False  # False: the first byte was not seen yet
-        self.refusal: fr.ErrorFrame | None = None  # to send once TLS is up (max_connections)
-
-
 class HubServer(SocketServer):
     """Everything a hub does, whatever the transport. Subclasses implement the binding."""
 
@@ -78,25 +51,25 @@ class HubServer(SocketServer):
 
     def __init__(self, event_name: str, *, settings: Any = None,
                  config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> None:
-        from sockcli.config.settings import get_settings, load_settings
+        from sockcli.config.loader import get_settings, load_settings
 
         self._event_name = validate_event_name(event_name)
         if settings is None:
             settings = load_settings(config_file) if config_file is not None else get_settings()
         self.settings = settings.with_overrides(**overrides)
         self.config = self.settings.socket
-        self._handlers: list[MessageHandler] = []
         self._lock = threading.Lock()  # guards _inbox, _clients and the state flags
         self._inbox: deque[tuple[bytes, MessageType, str | None]] = deque()
         self._clients: dict[str, ClientInfo] = {}
         self._conns: dict[int, Connection] = {}
-        self._by_id: dict[str, Connection] = {}
-        self._subs: list[Connection] | None = None  # subscribers, cached between changes
-        self._queue: deque[_Queued] = deque()
         self._dirty: set[Connection] = set()
         self._unsettled: set[Connection] = set()  # in handshake, closing or mid-frame: deadlines
         self._stats = HubStats()
-        self._next_id = 0
+        self._codec = Codec(max_frame_size=self.config.buffer_size)
+        self._router = Router(event_name=self._event_name, config=self.config,
+                              codec=self._codec, stats=self._stats, write=self._write,
+                              mark_dirty=self._mark_dirty, drop=self._drop)
+        self._admission: Admission | None = None  # made at start: transports set their parts
         self._running = False
         self._stopping = False
         self._woken = False
@@ -110,7 +83,6 @@ class HubServer(SocketServer):
         self._wake_w: socket.socket | None = None
         self._hub_lock: HubLock | None = None
         self._address = ""
-        self._codec = Codec(max_frame_size=self.config.buffer_size)
 
     # -- what transports provide ------------------------------------------------------------
 
@@ -152,14 +124,20 @@ class HubServer(SocketServer):
     def is_running(self) -> bool:
         return self._running
 
+    @property
+    def protection(self) -> tuple[str, ...]:
+        """What protects the hub beyond its transport: ("TLS", "token"), either, or ()."""
+        return tuple(name for name, on in (("TLS", self._tls_context is not None),
+                                           ("token", self._token is not None)) if on)
+
     def add_handler(self, handler: MessageHandler) -> MessageHandler:
         with self._lock:
-            self._handlers = [*self._handlers, handler]
+            self._router.handlers = [*self._router.handlers, handler]
         return handler
 
     def remove_handler(self, handler: MessageHandler) -> None:
         with self._lock:
-            self._handlers = [h for h in self._handlers if h is not handler]
+            self._router.handlers = [h for h in self._router.handlers if h is not handler]
 
     def get_connected_clients(self) -> list[ClientInfo]:
         with self._lock:
@@ -178,7 +156,7 @@ class HubServer(SocketServer):
             "started_ms": self._started_ms,
             "clients": len(clients),
             "subscribers": sum(1 for c in clients if c.subscribed),
-            "queued": len(self._queue),
+            "queued": len(self._router.queue),
             "queue_size": self.config.message_queue_size,
             "max_connections": self.max_connections,
             "received": s.received,
@@ -264,6 +242,10 @@ class HubServer(SocketServer):
             hub_lock.release()
             raise
         listener.setblocking(False)
+        self._admission = Admission(
+            event_name=self._event_name, config=self.config,
+            max_connections=self.max_connections, peer_refusal=self._peer_refusal,
+            stats=self._stats, token=self._token, tls_context=self._tls_context)
         self._listener = listener
         self._hub_lock = hub_lock
         self._address = record.address
@@ -354,8 +336,8 @@ class HubServer(SocketServer):
         now = time.monotonic()
         for conn in list(self._unsettled):
             if conn.state is ConnectionState.HANDSHAKE and now >= conn.handshake_deadline:
-                self._drop(conn, fr.ErrorFrame(code=fr.ErrorCode.HANDSHAKE_REQUIRED,
-                                               reason="no hello frame in time", fatal=True))
+                assert self._admission is not None
+                self._drop(conn, self._admission.expired(conn))
             elif conn.state is ConnectionState.CLOSING and now >= conn.close_deadline:
                 self._close(conn)
             elif conn.frame_deadline and now >= conn.frame_deadline and not conn.closing:
@@ -368,6 +350,8 @@ class HubServer(SocketServer):
 
     def _accept(self) -> None:
         assert self._listener is not None and self._selector is not None
+        admission = self._admission
+        assert admission is not None
         for _ in range(_ACCEPTS_PER_WAKE):
             try:
                 sock, addr = self._listener.accept()
@@ -385,85 +369,42 @@ class HubServer(SocketServer):
             self._conns[conn.fd] = conn
             self._unsettled.add(conn)
             self._selector.register(sock, selectors.EVENT_READ, conn)
-            if self._tls_context is not None:
-                conn.tls = _TlsPending()
             live = len(self._conns) - sum(
                 1 for c in self._unsettled if c.state is ConnectionState.CLOSING)
-            refusal = self._peer_refusal(conn.info)
+            refusal = admission.accept(conn, live)
             if refusal is not None:
-                self._stats.denied += 1
-                log.warning("hub %s refuses %s: %s", self._event_name, peer, refusal)
-                self._refuse(conn, fr.ErrorFrame(code=fr.ErrorCode.PEER_NOT_ALLOWED, fatal=True,
-                                                 reason=refusal))
-            elif live > self.max_connections:
-                self._stats.refused_connections += 1
-                self._refuse(conn, fr.ErrorFrame(
-                    code=fr.ErrorCode.MAX_CONNECTIONS, fatal=True,
-                    reason=f"hub {self._event_name!r} already holds its maximum of "
-                           f"{self.max_connections} connections"))
-
-    def _refuse(self, conn: Connection, error: fr.ErrorFrame) -> None:
-        """Refuse a connection just accepted: at once, or over TLS once its handshake is done
-        (a TLS client could not read a plain error frame)."""
-        if conn.tls is not None:
-            conn.tls.refusal = error
-        else:
-            self._drop(conn, error)
-
-    # -- TLS (docs/SECURITY.md): sniff the first byte, then a non-blocking handshake ---------
+                self._drop(conn, refusal)
 
     def _tls_event(self, conn: Connection) -> None:
+        """One step of a connection's TLS handshake (sockcli.hub.admission)."""
+        assert self._admission is not None
         try:
-            self._tls_step(conn)
+            outcome, error = self._admission.tls_step(conn, self._rewrap)
         except Exception:
             log.exception("hub %s: unexpected error in the TLS handshake of %s; dropping it",
                           self._event_name, conn.peer)
             self._close(conn)
-
-    def _tls_step(self, conn: Connection) -> None:
-        from sockcli import tls
-
-        pending: _TlsPending = conn.tls
-        assert self._selector is not None
-        if not pending.wrapped:
-            try:
-                is_tls = tls.sniff(conn.sock)
-            except (EOFError, OSError):
-                self._close(conn)
-                return
-            if is_tls is None:
-                return
-            if not is_tls:  # a plain client: tell it in plain frames, which it can read
-                conn.tls = None
-                self._stats.denied += 1
-                self._drop(conn, fr.ErrorFrame(
-                    code=fr.ErrorCode.TLS_REQUIRED, fatal=True,
-                    reason=f"hub {self._event_name!r} speaks TLS only: give the client the "
-                           "CA of its certificate (tls_ca, --tls-ca)"))
-                return
-            self._selector.unregister(conn.sock)
-            conn.sock = self._tls_context.wrap_socket(conn.sock, server_side=True,
-                                                      do_handshake_on_connect=False)
-            conn.want_write = False
-            self._selector.register(conn.sock, selectors.EVENT_READ, conn)
-            pending.wrapped = True
-        try:
-            step = tls.handshake_step(conn.sock)
-        except OSError as exc:  # ssl.SSLError included: a bad certificate, not TLS after all
-            self._stats.denied += 1
-            log.info("hub %s: TLS handshake with %s failed: %s", self._event_name, conn.peer,
-                     exc)
+            return
+        if outcome is TlsOutcome.CLOSE:
             self._close(conn)
-            return
-        if step != "done":
-            self._set_write_interest(conn, step == "write")
-            return
-        conn.tls = None
-        self._set_write_interest(conn, bool(conn.out))
-        if pending.refusal is not None:
-            self._drop(conn, pending.refusal)
-        else:
+        elif outcome is TlsOutcome.DROP:
+            assert error is not None
+            self._set_write_interest(conn, bool(conn.out))
+            self._drop(conn, error)
+        elif outcome is TlsOutcome.DONE:
+            self._set_write_interest(conn, bool(conn.out))
             self._read_guarded(conn)  # the hello may have come with the handshake's end
+        else:
+            self._set_write_interest(conn, outcome is TlsOutcome.WAIT_WRITE)
+
+    def _rewrap(self, conn: Connection,
+                wrap: Callable[[socket.socket], socket.socket]) -> None:
+        """Replace a connection's socket by its TLS wrapping, in the selector too."""
+        assert self._selector is not None
+        self._selector.unregister(conn.sock)
+        conn.sock = wrap(conn.sock)
+        conn.want_write = False
+        self._selector.register(conn.sock, selectors.EVENT_READ, conn)
 
     def _read_guarded(self, conn: Connection) -> None:
         """Serve one readable connection; a bug its input triggers costs it, not the hub."""
@@ -487,6 +428,7 @@ class HubServer(SocketServer):
             return  # discard: we are only waiting for the peer to read our last words
         fed = conn.codec.buffered + len(data)  # for the frame deadline: did a frame end?
         conn.codec.receive_data(data)
+        router = self._router
         try:
             while not conn.closing:
                 m = conn.codec.next_map()
@@ -496,9 +438,9 @@ class HubServer(SocketServer):
                     self._close(conn)
                     return
                 if type(m) is dict and m.get("kind") == "message" and \
-                        conn.state is ConnectionState.ACTIVE and not self._handlers:
-                    self._relay_map(conn, m)  # the hot path: no frame or message objects
-                    continue
+                        conn.state is ConnectionState.ACTIVE and not router.handlers and \
+                        router.relay_map(conn, m):
+                    continue  # the hot path: no frame or message objects
                 self._handle(conn, fr.frame_from_map(m))
         except MessageError as exc:
             self._stats.rejected += 1
@@ -526,16 +468,17 @@ class HubServer(SocketServer):
 
     def _handle(self, conn: Connection, frame: fr.Frame) -> None:
         if conn.state is ConnectionState.HANDSHAKE:
-            if conn.auth is not None:  # a challenge is out: only its answer may come
-                self._authenticate(conn, frame)
-            elif isinstance(frame, fr.Hello):
-                self._welcome(conn, frame)
+            assert self._admission is not None
+            reply = self._admission.handshake(conn, frame)
+            if isinstance(reply, fr.Welcome):
+                self._activate(conn, reply)
+            elif isinstance(reply, fr.ErrorFrame):
+                self._drop(conn, reply)
             else:
-                self._drop(conn, fr.ErrorFrame(code=fr.ErrorCode.HANDSHAKE_REQUIRED, fatal=True,
-                                               reason="the first frame must be a hello"))
+                self._write(conn, reply)
             return
         if isinstance(frame, fr.MessageFrame):
-            self._client_message(conn, frame)
+            self._router.client_message(conn, frame)
         elif isinstance(frame, fr.StatsRequest | fr.Stats):
             # frames.py reads a stats frame with keys as a reply; from a client it is a request
             # whose keys this version does not know, and unknown keys are ignored.
@@ -552,216 +495,17 @@ class HubServer(SocketServer):
                 code=fr.ErrorCode.INVALID_MESSAGE,
                 reason=f"a client may not send a {type(frame).__name__} frame"))
 
-    def _welcome(self, conn: Connection, hello: fr.Hello,
-                 proof: dict[str, Any] | None = None) -> None:
-        if hello.version != fr.PROTOCOL_VERSION:
-            self._drop(conn, fr.ErrorFrame(
-                code=fr.ErrorCode.UNSUPPORTED_VERSION, fatal=True,
-                reason=f"protocol version {hello.version} is not supported; this hub speaks "
-                       f"version {fr.PROTOCOL_VERSION}"))
-            return
-        if self._token is not None and proof is None:
-            self._challenge(conn, hello)
-            return
-        self._next_id += 1
-        client_id = f"c{self._next_id}"
-        assert conn.info is not None
-        info = ClientInfo(
-            client_id=client_id, name=hello.name, subscribed=hello.subscribe, types=hello.types,
-            connected_ms=conn.connected_ms, peer=conn.peer, pid=conn.info.pid,
-            uid=conn.info.uid, gid=conn.info.gid,
-        )
+    def _activate(self, conn: Connection, welcome: fr.Welcome) -> None:
+        """The handshake is complete: welcome the client and hand it to the router."""
+        assert self._admission is not None
+        info = self._admission.welcomed(conn)
         conn.info = info
         conn.state = ConnectionState.ACTIVE
         self._unsettled.discard(conn)
-        self._by_id[client_id] = conn
-        self._subs = None
         with self._lock:
-            self._clients[client_id] = info
-        welcome = fr.Welcome(
-            client_id=client_id, event_name=self._event_name,
-            allow_client_send=self.config.allow_client_send,
-            max_frame_size=self.config.buffer_size,
-            features=fr.FEATURES if proof is None else (*fr.FEATURES, "auth"))
-        if proof is None:
-            self._write(conn, welcome)
-        else:  # the hub's proof of the token: a key frames.Welcome does not carry
-            self._write_map(conn, {**fr.frame_to_map(welcome), "auth": proof})
-        if info.subscribed and self._queue:
-            self._replay_queue(conn)
-
-    def _challenge(self, conn: Connection, hello: fr.Hello) -> None:
-        """A token is required: ask the client to prove it knows it (sockcli.auth)."""
-        from sockcli import auth
-
-        offer = hello.extra.get("auth")
-        if not auth.offers_hmac(offer):
-            why = ("this client offered none (it has no token configured, or it is too old "
-                   "for token authentication)" if offer is None
-                   else f"this client offers none of its methods ({offer!r})")
-            self._deny(conn, f"hub {self._event_name!r} requires a token and {why}; give the "
-                             "client the hub's token (token_file, SOCKCLI_TOKEN or "
-                             "--token-file)")
-            return
-        conn.auth = auth.HubChallenge(hello)
-        self._write_map(conn, conn.auth.frame())
-
-    def _authenticate(self, conn: Connection, frame: fr.Frame) -> None:
-        from sockcli.exceptions import AuthenticationError
-
-        challenge = conn.auth
-        conn.auth = None
-        assert self._token is not None
-        if isinstance(frame, fr.UnknownFrame):
-            kind, fields = frame.kind, frame.fields
-        else:
-            kind, fields = type(frame).__name__, {}
-        try:
-            proof = challenge.verify(self._token, kind, fields)
-        except AuthenticationError as exc:
-            self._deny(conn, f"authentication failed: {exc}")
-            return
-        self._welcome(conn, challenge.hello, proof)
-
-    def _deny(self, conn: Connection, reason: str) -> None:
-        self._stats.denied += 1
-        log.warning("hub %s refuses %s: %s", self._event_name, conn.peer, reason)
-        self._drop(conn, fr.ErrorFrame(code=fr.ErrorCode.AUTH_FAILED, fatal=True, reason=reason))
-
-    def _write_map(self, conn: Connection, m: dict[str, Any]) -> None:
-        """Write a frame given as a raw map (kinds and keys frames.py does not model)."""
-        conn.enqueue(self._codec.pack_map(m))
-        self._mark_dirty(conn)
-
-    def _replay_queue(self, conn: Connection) -> None:
-        """Hand a new subscriber the queued messages its filter accepts, oldest first."""
-        kept: deque[_Queued] = deque()
-        for item in self._queue:
-            if conn.accepts(item.message_type):
-                conn.enqueue(item.frame)
-                self._stats.delivered += 1
-            else:
-                kept.append(item)
-        self._queue = kept
-        self._mark_dirty(conn)
-
-    def _client_message(self, conn: Connection, frame: fr.MessageFrame) -> None:
-        message = frame.message
-        self._take(conn, fr.message_to_map(message), message.event_name,
-                   message.message_type, frame.seq, frame.to, message)
-
-    def _relay_map(self, conn: Connection, m: dict[str, Any]) -> None:
-        """:meth:`_client_message` for a hub without handlers, straight from the map: the
-        same checks (:func:`frames.relay_fields`), the same refusals, the same relay."""
-        fields = fr.relay_fields(m)
-        if fields is None:  # not the usual shape: the full path explains what is wrong
-            self._handle(conn, fr.frame_from_map(m))
-            return
-        event, message_type, seq, to = fields
-        wire = {"kind": "message", "event_name": event, "timestamp_ms": m["timestamp_ms"],
-                "timestamp_iso": m["timestamp_iso"], "message_type": message_type.value,
-                "data": m["data"]}
-        self._take(conn, wire, event, message_type, seq, to, None)
-
-    def _take(self, conn: Connection, wire: dict[str, Any], event: str,
-              message_type: MessageType, seq: int | None, to: str | None,
-              message: SocketMessage | None) -> None:
-        """Acknowledge, refuse or accept one client message; hand it to the handlers (when
-        ``message`` is built) and relay ``wire`` to the other subscribers."""
-        if seq is not None:
-            conn.ack_seq = seq if conn.ack_seq is None else max(conn.ack_seq, seq)
-        refusal = self._refusal_of(conn, event, to)
-        if refusal is not None:
-            self._stats.rejected += 1
-            self._write(conn, fr.ErrorFrame(code=refusal[0], reason=refusal[1], seq=seq))
-            return
-        try:
-            data = self._codec.pack_map(wire)
-        except MessageError as exc:  # re-encoded, 32-bit floats become 64-bit and may not fit
-            self._stats.rejected += 1
-            self._write(conn, fr.ErrorFrame(code=exc.code, reason=f"cannot relay: {exc}",
-                                            seq=seq))
-            return
-        self._stats.received += 1
-        if message is not None:
-            assert conn.info is not None
-            for handler in self._handlers:
-                try:
-                    handler(message, conn.info)
-                except Exception:
-                    log.exception("message handler %r failed", handler)
-        if to is not None:
-            for target in self._subscribers(exclude=conn):
-                if target.info is not None and target.info.name == to:
-                    self._deliver(target, data)
-        else:
-            self._broadcast(data, message_type, exclude=conn)
-
-    def _refusal_of(self, conn: Connection, event: str, to: str | None,
-                    ) -> tuple[str, str] | None:
-        if not self.config.allow_client_send:
-            return (fr.ErrorCode.SEND_NOT_ALLOWED,
-                    f"hub {self._event_name!r} does not accept messages from clients")
-        if event != self._event_name:
-            return (fr.ErrorCode.INVALID_MESSAGE,
-                    f"message is for event {event!r}, this hub serves "
-                    f"{self._event_name!r}")
-        if to is not None and not any(
-            c.info is not None and c.info.name == to
-            for c in self._subscribers(exclude=conn)
-        ):
-            return (fr.ErrorCode.UNKNOWN_RECIPIENT,
-                    f"no subscriber named {to!r} is connected to hub "
-                    f"{self._event_name!r}")
-        return None
-
-    def _subscribers(self, exclude: Connection | None = None) -> list[Connection]:
-        subs = self._subs
-        if subs is None:  # rebuilt after a client comes or goes, not per message
-            subs = self._subs = [c for c in self._by_id.values() if c.subscribed]
-        return [c for c in subs if c is not exclude] if exclude in subs else subs
-
-    def _broadcast(self, data: bytes, message_type: MessageType,
-                   exclude: Connection | None = None) -> None:
-        delivered = False
-        for conn in self._subscribers(exclude):
-            if conn.accepts(message_type):
-                self._deliver(conn, data)
-                delivered = True
-        if not delivered:  # nobody connected takes this type: keep it for who comes next
-            self._enqueue(data, message_type)
-
-    def _enqueue(self, data: bytes, message_type: MessageType) -> None:
-        size = self.config.message_queue_size
-        if size <= 0:
-            self._stats.dropped += 1
-            return
-        if len(self._queue) >= size:
-            self._queue.popleft()
-            self._stats.dropped += 1
-        self._queue.append(_Queued(message_type, data))
-
-    def _deliver(self, conn: Connection, data: bytes) -> None:
-        if conn.out_size + len(data) > self.config.send_buffer_limit:
-            self._stats.dropped_clients += 1
-            log.warning("hub %s drops subscriber %s: it stopped reading (%d bytes pending)",
-                        self._event_name, conn.info.client_id if conn.info else "?",
-                        conn.out_size)
-            # A memoryview head is a frame the kernel took only part of (Connection.flush): keep
-            # it, or the error frame would start mid-frame and the client would read garbage.
-            head = conn.out[0] if conn.out and isinstance(conn.out[0], memoryview) else None
-            conn.out.clear()
-            conn.out_size = 0
-            if head is not None:
-                conn.enqueue(head)
-            self._drop(conn, fr.ErrorFrame(
-                code=fr.ErrorCode.SLOW_CONSUMER, fatal=True,
-                reason=f"dropped: more than {self.config.send_buffer_limit} bytes were waiting "
-                       "for this subscriber to read"))
-            return
-        conn.enqueue(data)
-        self._stats.delivered += 1
-        self._mark_dirty(conn)
+            self._clients[info.client_id] = info
+        self._write(conn, welcome)
+        self._router.add(conn)
 
     def _drain_inbox(self) -> None:
         with self._lock:
@@ -769,12 +513,7 @@ class HubServer(SocketServer):
             self._inbox.clear()
             self._woken = False
         for frame, message_type, client_id in items:
-            if client_id is None:
-                self._broadcast(frame, message_type)
-            else:
-                conn = self._by_id.get(client_id)
-                if conn is not None and conn.subscribed:
-                    self._deliver(conn, frame)
+            self._router.from_hub(frame, message_type, client_id)
 
     # -- writing and closing --------------------------------------------------------------
 
@@ -820,8 +559,7 @@ class HubServer(SocketServer):
 
     def _forget(self, conn: Connection) -> None:
         if conn.info is not None and conn.info.client_id:
-            self._by_id.pop(conn.info.client_id, None)
-            self._subs = None
+            self._router.remove(conn)
             with self._lock:
                 self._clients.pop(conn.info.client_id, None)
 

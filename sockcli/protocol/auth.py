@@ -20,6 +20,7 @@ import os
 import stat
 
 from sockcli.exceptions import AuthenticationError, ValidationError
+from sockcli.protocol import frames as fr
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,7 +41,6 @@ __all__ = [
     "hub_mac",
     "load_token_file",
     "new_nonce",
-    "offers_hmac",
     "resolve_token",
 ]
 
@@ -160,36 +160,31 @@ def _unhex(value: Any, what: str) -> bytes:
     return bytes.fromhex(value)
 
 
-def offers_hmac(offer: Any) -> bool:
-    """Whether a hello's ``auth`` value offers this implementation's method."""
-    return isinstance(offer, list) and METHOD in offer
-
-
 class HubChallenge:
-    """The hub's side of one connection's exchange: the hello it holds back and its nonce."""
+    """The hub's side of one connection's exchange: its nonce."""
 
-    __slots__ = ("hello", "nonce")
+    __slots__ = ("nonce",)
 
-    def __init__(self, hello: Any, nonce: bytes | None = None) -> None:
-        self.hello = hello
+    def __init__(self, nonce: bytes | None = None) -> None:
         self.nonce = nonce if nonce is not None else new_nonce()
 
-    def frame(self) -> dict[str, Any]:
-        """The ``challenge`` frame's map."""
-        return {"kind": "challenge", "method": METHOD, "nonce": self.nonce.hex()}
+    def frame(self) -> fr.Challenge:
+        """The challenge to send."""
+        return fr.Challenge(method=METHOD, nonce=self.nonce.hex())
 
-    def verify(self, token: bytes, kind: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    def verify(self, token: bytes, answer: fr.Frame) -> dict[str, str]:
         """Check the client's answer; return the welcome's ``auth`` value (the hub's proof).
 
         Raises AuthenticationError (code ``auth_failed``) for anything but a valid ``auth``
         frame made with the same token.
         """
-        if kind != "auth":
+        if not isinstance(answer, fr.Auth):
+            kind = answer.kind if isinstance(answer, fr.UnknownFrame) else type(answer).__name__
             raise AuthenticationError(f"expected an auth frame after the challenge, not {kind}")
-        if fields.get("method") != METHOD:
+        if answer.method != METHOD:
             raise AuthenticationError(f"the auth frame's method must be {METHOD!r}")
-        client_nonce = _unhex(fields.get("nonce"), "the auth frame's nonce")
-        mac = _unhex(fields.get("mac"), "the auth frame's mac")
+        client_nonce = _unhex(answer.nonce, "the auth frame's nonce")
+        mac = _unhex(answer.mac, "the auth frame's mac")
         if not _same(client_mac(token, self.nonce, client_nonce), mac):
             raise AuthenticationError("wrong token: the client's proof does not match this "
                                       "hub's token")
@@ -206,25 +201,20 @@ class ClientAuth:
         self.nonce = nonce
         self.hub_nonce: bytes | None = None
 
-    @staticmethod
-    def hello_keys() -> dict[str, Any]:
-        """What the hello adds: the methods this client speaks."""
-        return {"auth": [METHOD]}
-
-    def answer(self, challenge: Mapping[str, Any]) -> dict[str, Any]:
-        """The ``auth`` frame's map that answers a ``challenge`` frame's map."""
+    def answer(self, challenge: fr.Challenge) -> fr.Auth:
+        """The auth frame that answers the hub's challenge."""
         if self.hub_nonce is not None:
             raise AuthenticationError("the hub sent a second challenge")
-        if challenge.get("method") != METHOD:
+        if challenge.method != METHOD:
             raise AuthenticationError(f"the hub asks for authentication method "
-                                      f"{challenge.get('method')!r}; this client speaks {METHOD}")
-        self.hub_nonce = _unhex(challenge.get("nonce"), "the challenge's nonce")
+                                      f"{challenge.method!r}; this client speaks {METHOD}")
+        self.hub_nonce = _unhex(challenge.nonce, "the challenge's nonce")
         if self.nonce is None:
             self.nonce = new_nonce()
-        return {"kind": "auth", "method": METHOD, "nonce": self.nonce.hex(),
-                "mac": client_mac(self.token, self.hub_nonce, self.nonce).hex()}
+        return fr.Auth(method=METHOD, nonce=self.nonce.hex(),
+                       mac=client_mac(self.token, self.hub_nonce, self.nonce).hex())
 
-    def check_welcome(self, welcome: Mapping[str, Any]) -> None:
+    def check_welcome(self, proof: Mapping[str, Any] | None) -> None:
         """Refuse a welcome that does not prove the hub knows the token (mutual
         authentication: a hub that skips the challenge could be anyone)."""
         if self.hub_nonce is None or self.nonce is None:
@@ -232,7 +222,6 @@ class ClientAuth:
                 "the hub did not ask for the token: it has none configured, or it is not the "
                 "hub it claims to be; this client has a token and accepts only a hub that "
                 "proves it knows the token")
-        proof = welcome.get("auth")
         mac = _unhex(proof.get("mac") if isinstance(proof, dict) else None,
                      "the welcome's auth mac")
         if not _same(hub_mac(self.token, self.hub_nonce, self.nonce), mac):

@@ -1,10 +1,12 @@
-"""The wire codec: length-prefixed MessagePack frames, sans I/O.
+"""The wire codec: frames in, bytes out, and back, sans I/O.
 
-A frame is a 4-byte big-endian unsigned length N followed by N bytes holding one MessagePack
-map. :class:`Codec` is fed bytes with :meth:`Codec.receive_data` (``b""`` means end of stream)
-and hands back frames from :meth:`Codec.next_event`; :meth:`Codec.send` turns a frame into
-bytes. It imports no socket: both transports, the hub and the client share it, and the tests
-feed it one byte at a time.
+:class:`FrameCodec` is the interface every role speaks through: it is fed bytes with
+:meth:`~FrameCodec.receive_data` (``b""`` means end of stream), hands back frames from
+:meth:`~FrameCodec.next_event`, and turns a frame into bytes with :meth:`~FrameCodec.send`.
+:class:`MsgpackCodec` is the implementation of the binary protocol: a frame is a 4-byte
+big-endian unsigned length N followed by N bytes holding one MessagePack map. It imports no
+socket: both transports, the hub and the clients share it, and the tests feed it one byte at a
+time. A second serialization (such as JSON lines) is a second implementation of the interface.
 
 The size limit is enforced on the length prefix, before any of the frame is buffered, so a peer
 announcing gigabytes costs four bytes of memory.
@@ -18,18 +20,20 @@ from enum import Enum
 import msgpack
 
 from sockcli.exceptions import MessageError
+from sockcli.protocol.frames import frame_from_map, frame_to_map
 
-TYPE_CHECKING = False  # the light send path must not pay for typing or the frame classes
+TYPE_CHECKING = False  # the light send path must not pay for typing
 if TYPE_CHECKING:
     from typing import Any, Final
 
-    from sockcli.frames import Frame
+    from sockcli.protocol.frames import Frame
 
 _MALFORMED = "malformed_frame"
 _TOO_LARGE = "frame_too_large"
 _INVALID = "invalid_message"
 
-__all__ = ["CLOSED", "DEFAULT_MAX_FRAME_SIZE", "HEADER_SIZE", "NEED_DATA", "Codec", "Sentinel"]
+__all__ = ["CLOSED", "DEFAULT_MAX_FRAME_SIZE", "HEADER_SIZE", "NEED_DATA", "Codec", "FrameCodec",
+           "MsgpackCodec", "Sentinel"]
 
 _HEADER: Final = struct.Struct(">I")
 HEADER_SIZE: Final = _HEADER.size
@@ -51,8 +55,40 @@ def _refuse_ext(code: int, data: bytes) -> Any:
     raise MessageError(f"extension type {code} is not allowed", code=_INVALID)
 
 
-class Codec:
-    """Frames in, bytes out, for one connection; not thread-safe (one per direction is fine)."""
+class FrameCodec:
+    """Frames in, bytes out, for one connection; not thread-safe (one per direction is fine).
+
+    The interface of a serialization. Implementations raise MessageError (``code`` says why)
+    for input they cannot decode or a frame they cannot encode within ``max_frame_size``.
+    """
+
+    max_frame_size: int
+
+    def receive_data(self, data: bytes) -> None:
+        """Append bytes read from the peer; ``b""`` records the end of the stream."""
+        raise NotImplementedError
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned as frames."""
+        raise NotImplementedError
+
+    def next_event(self) -> Frame | Sentinel:
+        """The next complete frame, NEED_DATA, or CLOSED after a clean end of stream."""
+        raise NotImplementedError
+
+    def send(self, frame: Frame) -> bytes:
+        """The bytes of one frame."""
+        raise NotImplementedError
+
+
+class MsgpackCodec(FrameCodec):
+    """The binary protocol: each frame a length-prefixed MessagePack map.
+
+    Besides the interface it offers the same at the level of maps (:meth:`next_map`,
+    :meth:`pack_map`): the hub relays and the clients read messages without building frame
+    objects, which is most of the cost per message.
+    """
 
     def __init__(self, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
         if max_frame_size < 64:
@@ -87,8 +123,6 @@ class Codec:
         m = self.next_map()
         if isinstance(m, Sentinel):
             return m
-        from sockcli.frames import frame_from_map
-
         return frame_from_map(m)
 
     def next_map(self) -> Any:
@@ -149,8 +183,6 @@ class Codec:
 
     def send(self, frame: Frame) -> bytes:
         """The bytes of one frame; MessageError if it would exceed the size limit."""
-        from sockcli.frames import frame_to_map
-
         return self.pack_map(frame_to_map(frame))
 
     def pack_map(self, m: dict[str, Any]) -> bytes:
@@ -166,3 +198,7 @@ class Codec:
                 code=_TOO_LARGE,
             )
         return _HEADER.pack(len(payload)) + payload
+
+
+#: The codec of the binary protocol, under the name every role has used since version 1.
+Codec = MsgpackCodec

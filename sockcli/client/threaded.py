@@ -8,7 +8,6 @@ the hub goes away. Senders write under a lock from any thread.
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import logging
 import math
@@ -20,19 +19,20 @@ from abc import abstractmethod
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
-from sockcli import frames as fr
-from sockcli.client import SocketClient
-from sockcli.codec import CLOSED, NEED_DATA, Codec
+from sockcli.client.base import SocketClient
+from sockcli.client.connect import handshake, retry_while_absent
+from sockcli.client.inbox import Inbox
 from sockcli.exceptions import (
-    AuthenticationError,
     ConnectionError,
     HubAbsentError,
-    MaxConnectionsError,
     MessageError,
     SocketError,
     TimeoutError,
 )
-from sockcli.inbox import Inbox
+from sockcli.protocol import frames as fr
+from sockcli.protocol.acks import AckLedger
+from sockcli.protocol.codec import CLOSED, NEED_DATA, Codec
+from sockcli.protocol.handshake import ClientHandshake
 from sockcli.types import MessageType, SocketMessage, SocketType, validate_event_name
 
 __all__ = ["HubAbsentError", "HubClient"]
@@ -41,10 +41,6 @@ log = logging.getLogger("sockcli.client")
 
 _RECV_SIZE = 256 * 1024
 _COALESCE_BYTES = 64 * 1024
-_FIRST_RETRY_DELAY = 0.02
-#: Refusals of who the client is: retrying will not help (AuthenticationError).
-_ACCESS_CODES = frozenset({fr.ErrorCode.AUTH_FAILED, fr.ErrorCode.PEER_NOT_ALLOWED,
-                           fr.ErrorCode.TLS_REQUIRED})
 
 
 def _is_closed(item: object) -> bool:
@@ -68,7 +64,7 @@ class HubClient(SocketClient):
                  auto_reconnect: bool | None = None, settings: Any = None,
                  config_file: str | os.PathLike[str] | None = None,
                  token: bytes | str | None = None, **overrides: Any) -> None:
-        from sockcli.config.settings import get_settings, load_settings
+        from sockcli.config.loader import get_settings, load_settings
 
         self._event_name = validate_event_name(event_name)
         if settings is None:
@@ -102,10 +98,7 @@ class HubClient(SocketClient):
         self._reader: threading.Thread | None = None
         self._closed = threading.Event()
         self._connected = False
-        self._next_seq = 0
-        self._acked = 0  # every seq up to here is settled (acknowledged or refused)
-        self._lost_upto = 0  # seqs up to here were sent on a connection that died unacked
-        self._failed: dict[int, fr.ErrorFrame] = {}
+        self._acks = AckLedger()  # guarded by _cond; seqs are given out under _write_lock
         self._stats_reply: dict[str, Any] | None = None
         self._stats_lock = threading.Lock()
         #: The name or address the hub's TLS certificate must name (set when connecting).
@@ -190,13 +183,13 @@ class HubClient(SocketClient):
         fr.check_data(message.data)  # the hub would drop the connection for such data
         with self._write_lock:
             sock = self._wait_connected(deadline)
-            seq = self._next_seq + 1
             frame = fr.message_to_map(message)  # the map itself: no frame object per message
-            frame["seq"] = seq
+            frame["seq"] = self._acks.next_seq
             if to is not None:
                 frame["to"] = to
             data = self._codec.pack_map(frame)
-            self._next_seq = seq  # only once encoded: a refused frame leaves no gap to flush
+            with self._cond:
+                seq = self._acks.sent_one()  # only once encoded: a refused frame leaves no gap
             if self._out_for is not sock:  # frames left for a dead connection are lost
                 self._out.clear()            # (and reported so: their seqs are lost_upto)
                 self._out_size = 0
@@ -225,7 +218,7 @@ class HubClient(SocketClient):
             sock.sendall(payload)
         except OSError as exc:
             with self._cond:
-                self._lost_upto = max(self._lost_upto, self._next_seq)
+                self._acks.lose_pending()
             raise ConnectionError(f"lost the hub of {self._event_name!r} while sending: "
                                   f"{exc.strerror or exc}") from exc
 
@@ -252,7 +245,7 @@ class HubClient(SocketClient):
     def check(self) -> None:
         """Raise the first refusal the hub has sent so far (MessageError), without waiting."""
         with self._cond:
-            failed = self._first_failure(self._next_seq)
+            failed = self._acks.pop_refusal(self._acks.sent)
         if failed is not None:
             raise failed
 
@@ -261,7 +254,7 @@ class HubClient(SocketClient):
         with self._write_lock:
             if self._out and self._sock is not None and self._connected:
                 self._write_out(self._sock)
-        self._wait_settled(self._next_seq, time.monotonic() + budget)
+        self._wait_settled(self._acks.sent, time.monotonic() + budget)
 
     def receive(self, timeout: float | None = None) -> SocketMessage:
         message: SocketMessage = self.receive_many(1, timeout)[0]
@@ -322,29 +315,25 @@ class HubClient(SocketClient):
 
     def _establish(self, deadline: float) -> socket.socket:
         """Open and handshake, retrying while the hub is absent, until ``deadline``."""
-        delay = _FIRST_RETRY_DELAY
-        while True:
+
+        def attempt() -> socket.socket:
             remaining = deadline - time.monotonic()
+            sock = self._open_socket(max(remaining, 0.001) if math.isfinite(remaining)
+                                     else self.config.default_timeout)
             try:
-                sock = self._open_socket(max(remaining, 0.001) if math.isfinite(remaining)
-                                         else self.config.default_timeout)
-                try:
-                    return self._handshake(sock, deadline)
-                except BaseException:
-                    sock.close()
-                    raise
-            except HubAbsentError:
-                if self._closed.is_set():
-                    raise ConnectionError("the client is disconnected") from None
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise
-                self._closed.wait(min(delay, remaining))
-                delay = min(delay * 2, self.config.reconnect_max_delay)
+                return self._handshake(sock, deadline)
+            except BaseException:
+                sock.close()
+                raise
+
+        if self._closed.is_set():
+            raise ConnectionError("the client is disconnected")
+        return retry_while_absent(attempt, deadline, max_delay=self.config.reconnect_max_delay,
+                                  pause=self._closed.wait)
 
     def _secure(self, token: bytes | str | None) -> None:
         """The token and TLS context of TCP connections (docs/SECURITY.md)."""
-        from sockcli.auth import resolve_token
+        from sockcli.protocol.auth import resolve_token
 
         cfg = self.settings.tcp
         self._token = resolve_token(token, cfg.token_file)
@@ -370,54 +359,13 @@ class HubClient(SocketClient):
             raise
 
     def _hello(self, sock: socket.socket, deadline: float, tcp: bool) -> socket.socket:
-        from sockcli.auth import ClientAuth
-
-        proving = ClientAuth(self._token) if tcp and self._token is not None else None
-        hello = fr.Hello(subscribe=self.subscribe, types=self.types, name=self.name,
-                         extra=proving.hello_keys() if proving is not None else {})
+        shake = ClientHandshake(subscribe=self.subscribe, types=self.types, name=self.name,
+                                token=self._token if tcp else None, hub_name=self._event_name)
         codec = Codec(max_frame_size=self.config.buffer_size)
-        try:
-            sock.settimeout(max(0.001, min(deadline - time.monotonic(),
-                                           self.config.default_timeout)))
-            sock.sendall(codec.send(hello))
-            while True:
-                raw = codec.next_map()
-                if raw is NEED_DATA:
-                    codec.receive_data(sock.recv(_RECV_SIZE))
-                    continue
-                if raw is CLOSED:
-                    raise HubAbsentError(f"hub {self._event_name!r} closed the connection "
-                                         "during the handshake")
-                event = fr.frame_from_map(raw)
-                if isinstance(event, fr.Welcome):
-                    if proving is not None:
-                        proving.check_welcome(raw)
-                    break
-                if isinstance(event, fr.UnknownFrame) and event.kind == "challenge" and \
-                        proving is not None:
-                    sock.sendall(codec.pack_map(proving.answer(event.fields)))
-                elif isinstance(event, fr.ErrorFrame):
-                    if event.code == fr.ErrorCode.MAX_CONNECTIONS:
-                        raise MaxConnectionsError(event.reason)
-                    message = (f"hub {self._event_name!r} refused the connection: "
-                               f"{event.reason} ({event.code})")
-                    if event.code in _ACCESS_CODES:
-                        raise AuthenticationError(message, code=event.code)
-                    raise ConnectionError(message)
-        except MessageError as exc:
-            raise ConnectionError(f"hub {self._event_name!r} sent a bad frame: {exc}") from exc
-        except SocketError:
-            raise  # ours; note that ConnectionError and TimeoutError are OSErrors too
-        except builtins.TimeoutError as exc:
-            # Retried until the deadline, then reported as "no hub answered in time".
-            raise HubAbsentError(f"hub {self._event_name!r} did not answer the handshake in "
-                                 "time") from exc
-        except OSError as exc:
-            raise HubAbsentError(f"hub {self._event_name!r} went away during the handshake: "
-                                 f"{exc.strerror or exc}") from exc
+        self.welcome = handshake(sock, codec, shake, max(0.001, min(
+            deadline - time.monotonic(), self.config.default_timeout)))
         sock.settimeout(None)
-        self.welcome = event
-        self.client_id = event.client_id
+        self.client_id = self.welcome.client_id
         self._codec = codec  # keeps any bytes that followed the welcome
         return sock
 
@@ -438,14 +386,15 @@ class HubClient(SocketClient):
     # -- acknowledgements ---------------------------------------------------------------
 
     def _wait_settled(self, seq: int, deadline: float) -> None:
+        acks = self._acks
         with self._cond:
             while True:
-                failed = self._first_failure(seq)
+                failed = acks.pop_refusal(seq)
                 if failed is not None:
                     raise failed
-                if seq <= self._acked:
+                if acks.is_acked(seq):
                     return
-                if seq <= self._lost_upto:
+                if acks.is_lost(seq):
                     raise ConnectionError(
                         f"the connection to {self._event_name!r} was lost before the hub "
                         "acknowledged the message")
@@ -454,18 +403,8 @@ class HubClient(SocketClient):
                     raise TimeoutError(f"hub {self._event_name!r} did not acknowledge in time")
                 self._cond.wait(remaining)
 
-    def _first_failure(self, upto: int) -> MessageError | None:
-        if not self._failed:
-            return None
-        first = min(self._failed)
-        if first > upto:
-            return None
-        error = self._failed.pop(first)
-        return MessageError(error.reason, code=error.code)
-
     def _lose_pending(self) -> None:
-        if self._next_seq > self._acked:
-            self._lost_upto = max(self._lost_upto, self._next_seq)
+        self._acks.lose_pending()
 
     # -- the reader thread ----------------------------------------------------------------
 
@@ -558,15 +497,13 @@ class HubClient(SocketClient):
 
     def _dispatch(self, frame: fr.Frame) -> bool:
         """Handle one frame from the hub; False ends the connection."""
-        if isinstance(frame, fr.Ack):
+        if isinstance(frame, fr.Ack | fr.ErrorFrame) and frame.seq is not None:
             with self._cond:
-                self._acked = max(self._acked, frame.seq)
+                self._acks.receive(frame)
                 self._cond.notify_all()
-        elif isinstance(frame, fr.ErrorFrame):
+        if isinstance(frame, fr.ErrorFrame):
             if frame.seq is not None:
-                with self._cond:
-                    self._failed[frame.seq] = frame
-                    self._cond.notify_all()
+                pass
             elif frame.code == fr.ErrorCode.SHUTTING_DOWN:
                 log.info("hub %s is stopping%s", self._event_name,
                          "; reconnecting" if self.auto_reconnect else "")

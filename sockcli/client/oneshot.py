@@ -1,31 +1,32 @@
 """A one-shot sender for short-lived processes: no thread, no reconnection, few imports.
 
 ``sockcli send`` runs once per event in shell loops, so its whole life is start-up. The full
-:class:`~sockcli.hubclient.HubClient` (reader thread, receive buffer, reconnection, frame
-classes) is built for long-lived clients; :class:`Sender` speaks the same protocol
-(docs/protocol.md) for the one thing a pure sender does: hello, messages with sequence numbers,
-acknowledgements. It reads the hub's replies only when it must (to learn of a refusal early, or
-to wait for the last acknowledgement), and imports neither typing, dataclasses nor pathlib.
+:class:`~sockcli.client.threaded.HubClient` (reader thread, receive buffer, reconnection) is
+built for long-lived clients; :class:`Sender` does the one thing a pure sender does, with the
+same protocol code (:mod:`sockcli.protocol`: the handshake, the acknowledgement ledger, the
+codec) and the same connecting code (:mod:`sockcli.client.connect`). It reads the hub's
+replies only when it must (to learn of a refusal early, or to wait for the last
+acknowledgement), and imports neither typing, dataclasses nor pathlib.
 """
 
 from __future__ import annotations
 
-import builtins
 import os
 import select
 import socket
 import time
 
-from sockcli.codec import CLOSED, NEED_DATA, Codec
-from sockcli.connect import open_tcp_socket, open_unix_socket
-from sockcli.exceptions import (
-    AuthenticationError,
-    ConnectionError,
-    HubAbsentError,
-    MaxConnectionsError,
-    MessageError,
-    TimeoutError,
+from sockcli.client.connect import (
+    handshake,
+    open_tcp_socket,
+    open_unix_socket,
+    retry_while_absent,
 )
+from sockcli.exceptions import ConnectionError, MessageError, TimeoutError
+from sockcli.protocol import frames as fr
+from sockcli.protocol.acks import AckLedger
+from sockcli.protocol.codec import CLOSED, NEED_DATA, Codec
+from sockcli.protocol.handshake import ClientHandshake
 from sockcli.rules import check_data, validate_event_name
 from sockcli.runtime import read_record
 from sockcli.timestamps import format_timestamp, now_ms
@@ -36,11 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Sender"]
 
-_PROTOCOL_VERSION = 1
-_FIRST_RETRY_DELAY = 0.02
 _MAX_RETRY_DELAY = 0.25
-#: Refusals of who the client is (AuthenticationError): retrying will not help.
-_ACCESS_CODES = ("auth_failed", "peer_not_allowed", "tls_required")
 
 
 class Sender:
@@ -52,9 +49,7 @@ class Sender:
         self._codec = codec
         self.event_name = event_name
         self.timezone = timezone
-        self._seq = 0
-        self._acked = 0
-        self._refusals: dict[int, MessageError] = {}
+        self._acks = AckLedger()
         self._lost: str | None = None
         self._deferred: list[bytes] = []
         self._stamp = (-1, "")  # the last millisecond and its ISO text: streams share them
@@ -77,38 +72,33 @@ class Sender:
         AuthenticationError if the hub refuses this client or cannot prove itself,
         ConnectionError if it refuses otherwise.
         """
-        deadline = time.monotonic() + wait
-        delay = _FIRST_RETRY_DELAY
-        tls_context: Any = None
-        while True:
-            try:
-                sock, host = cls._open_socket(event_name, socket_dir, connect, timeout)
-                try:
-                    if host is not None and tls_ca is not None:  # TLS is for TCP only
-                        from sockcli.tls import client_context, client_wrap
+        tls_context: list[Any] = []  # made once, on the first TCP attempt
 
-                        if tls_context is None:
-                            tls_context = client_context(tls_ca)
-                        sock = client_wrap(tls_context, sock, host, timeout)
-                    codec = Codec(max_frame_size=max_frame_size)
-                    welcome = cls._handshake(sock, codec, timeout,
-                                             token if host is not None else None)
-                except BaseException:
-                    sock.close()
-                    raise
-                break
-            except HubAbsentError:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise
-                time.sleep(min(delay, remaining))
-                delay = min(delay * 2, _MAX_RETRY_DELAY)
+        def attempt() -> tuple[socket.socket, Codec, fr.Welcome]:
+            sock, host = cls._open_socket(event_name, socket_dir, connect, timeout)
+            try:
+                if host is not None and tls_ca is not None:  # TLS is for TCP only
+                    from sockcli.tls import client_context, client_wrap
+
+                    if not tls_context:
+                        tls_context.append(client_context(tls_ca))
+                    sock = client_wrap(tls_context[0], sock, host, timeout)
+                codec = Codec(max_frame_size=max_frame_size)
+                shake = ClientHandshake(token=token if host is not None else None)
+                return sock, codec, handshake(sock, codec, shake, timeout)
+            except BaseException:
+                sock.close()
+                raise
+
+        sock, codec, welcome = retry_while_absent(attempt, time.monotonic() + wait,
+                                                  max_delay=_MAX_RETRY_DELAY)
         sock.settimeout(None)
-        name = welcome.get("event_name")
-        if not isinstance(name, str):
+        try:
+            name = validate_event_name(welcome.event_name)
+        except ValueError:
             sock.close()
-            raise ConnectionError("the hub's welcome does not name its event")
-        return cls(sock, codec, validate_event_name(name), timezone=timezone)
+            raise ConnectionError("the hub's welcome names no valid event") from None
+        return cls(sock, codec, name, timezone=timezone)
 
     @staticmethod
     def _open_socket(event_name: str | None, socket_dir: str,
@@ -127,52 +117,6 @@ class Sender:
         path = record.path if record is not None and record.path else \
             os.path.join(socket_dir, f"{event_name}.sock")
         return open_unix_socket(path, timeout, event_name), None
-
-    @staticmethod
-    def _handshake(sock: socket.socket, codec: Codec, timeout: float,
-                   token: bytes | None = None) -> dict[str, Any]:
-        sock.settimeout(timeout)
-        hello: dict[str, Any] = {"kind": "hello", "version": _PROTOCOL_VERSION,
-                                 "subscribe": False}
-        proving = None
-        if token is not None:  # hmac, hashlib and secrets are imported only now
-            from sockcli.auth import ClientAuth
-
-            proving = ClientAuth(token)
-            hello.update(proving.hello_keys())
-        try:
-            sock.sendall(codec.pack_map(hello))
-            while True:
-                m = codec.next_map()
-                if m is NEED_DATA:
-                    codec.receive_data(sock.recv(65536))
-                    continue
-                if m is CLOSED:
-                    raise HubAbsentError("the hub closed the connection during the handshake")
-                kind = m.get("kind") if isinstance(m, dict) else None
-                if kind == "welcome":
-                    if proving is not None:
-                        proving.check_welcome(m)
-                    return m  # type: ignore[no-any-return]
-                if kind == "challenge" and proving is not None:
-                    sock.sendall(codec.pack_map(proving.answer(m)))
-                elif kind == "error":
-                    reason, code = str(m.get("reason", "")), m.get("code")
-                    if code == "max_connections":
-                        raise MaxConnectionsError(reason)
-                    message = f"the hub refused the connection: {reason} ({code})"
-                    if code in _ACCESS_CODES:
-                        raise AuthenticationError(message, code=str(code))
-                    raise ConnectionError(message)
-        except MessageError as exc:
-            raise ConnectionError(f"the hub sent a bad frame: {exc}") from exc
-        except (ConnectionError, MaxConnectionsError, HubAbsentError):
-            raise
-        except builtins.TimeoutError as exc:  # from the socket timeout
-            raise HubAbsentError("the hub did not answer the handshake in time") from exc
-        except OSError as exc:
-            raise HubAbsentError(f"the hub went away during the handshake: "
-                                 f"{exc.strerror or exc}") from exc
 
     # -- sending --------------------------------------------------------------------------
 
@@ -196,18 +140,18 @@ class Sender:
             "timestamp_iso": self._stamp[1],
             "message_type": message_type,
             "data": data,
-            "seq": self._seq + 1,
+            "seq": self._acks.next_seq,
         }
         if to is not None:
             frame["to"] = to
         payload = self._codec.pack_map(frame)  # refused here if too large: no gap in seqs
         if self._lost is not None:
             raise ConnectionError(self._lost)
-        self._seq += 1
+        seq = self._acks.sent_one()
         self._deferred.append(payload)
         if not defer:
             self.push()
-        return self._seq
+        return seq
 
     def push(self) -> None:
         """Write the deferred frames, in one system call."""
@@ -225,7 +169,7 @@ class Sender:
         """Read the replies that have arrived, without waiting; raise the first refusal."""
         self.push()
         self._read(0.0)
-        self._raise_refusal(self._seq)
+        self._raise_refusal()
 
     def flush(self, timeout: float = 5.0) -> None:
         """Wait until the hub has acknowledged every message sent.
@@ -235,13 +179,14 @@ class Sender:
         """
         self.push()
         deadline = time.monotonic() + timeout
+        acks = self._acks
         while True:
-            self._raise_refusal(self._seq)
-            if self._acked >= self._seq:
+            self._raise_refusal()
+            if acks.pending <= 0:
                 return
             if self._lost is not None:
                 raise ConnectionError(f"{self._lost} before it acknowledged "
-                                      f"{self._seq - self._acked} message(s)")
+                                      f"{acks.pending} message(s)")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"hub {self.event_name!r} did not acknowledge within "
@@ -259,11 +204,10 @@ class Sender:
 
     # -- replies --------------------------------------------------------------------------
 
-    def _raise_refusal(self, upto: int) -> None:
-        if self._refusals:
-            first = min(self._refusals)
-            if first <= upto:
-                raise self._refusals.pop(first)
+    def _raise_refusal(self) -> None:
+        refusal = self._acks.pop_refusal(self._acks.sent)
+        if refusal is not None:
+            raise refusal
 
     def _read(self, timeout: float) -> None:
         """Take in what the hub sent within ``timeout`` seconds (0: only what is there)."""
@@ -280,25 +224,15 @@ class Sender:
         self._codec.receive_data(data)
         try:
             while True:
-                m = self._codec.next_map()
-                if m is NEED_DATA:
+                frame = self._codec.next_event()
+                if frame is NEED_DATA:
                     break
-                if m is CLOSED:
+                if frame is CLOSED:
                     self._lost = self._lost or f"hub {self.event_name!r} closed the connection"
                     break
-                self._reply(m)
+                self._acks.receive(frame)
+                if isinstance(frame, fr.ErrorFrame) and frame.fatal:
+                    self._lost = (f"hub {self.event_name!r} dropped the connection: "
+                                  f"{frame.reason} ({frame.code})")
         except MessageError as exc:
             self._lost = f"hub {self.event_name!r} sent a bad frame: {exc}"
-
-    def _reply(self, m: Any) -> None:
-        if not isinstance(m, dict):
-            return
-        kind, seq = m.get("kind"), m.get("seq")
-        if kind == "ack" and isinstance(seq, int):
-            self._acked = max(self._acked, seq)
-        elif kind == "error":
-            code, reason = str(m.get("code", "")), str(m.get("reason", ""))
-            if isinstance(seq, int):
-                self._refusals[seq] = MessageError(reason, code=code)
-            if m.get("fatal"):
-                self._lost = f"hub {self.event_name!r} dropped the connection: {reason} ({code})"

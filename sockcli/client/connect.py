@@ -1,0 +1,132 @@
+"""Connecting to a hub: opening the socket (what differs between Unix and TCP), retrying while
+the hub is absent, and running the handshake on the socket.
+
+Light on purpose (no hub, no threads, no typing): the one-shot sender and the threaded client
+both connect through here, so each of these is written once.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import socket
+import time
+
+from sockcli.exceptions import ConnectionError, HubAbsentError, MessageError, SocketError
+from sockcli.protocol.codec import CLOSED, NEED_DATA, Sentinel
+from sockcli.runtime import check_socket_dir
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import TypeVar
+
+    from sockcli.protocol import frames as fr
+    from sockcli.protocol.codec import MsgpackCodec
+    from sockcli.protocol.handshake import ClientHandshake
+
+    _T = TypeVar("_T")
+
+__all__ = ["handshake", "open_tcp_socket", "open_unix_socket", "retry_while_absent"]
+
+_FIRST_RETRY_DELAY = 0.02
+
+
+def open_unix_socket(path: str | os.PathLike[str], timeout: float,
+                     event_name: str) -> socket.socket:
+    """Connect to the hub socket at ``path``; HubAbsentError when nothing listens there."""
+    check_socket_dir(os.path.dirname(os.fspath(path)))
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(os.fspath(path))
+    except (FileNotFoundError, ConnectionRefusedError) as exc:
+        sock.close()
+        raise HubAbsentError(
+            f"no hub is running for event {event_name!r} (nothing listens on {os.fspath(path)})"
+        ) from exc
+    except OSError as exc:
+        sock.close()
+        raise ConnectionError(f"cannot connect to {os.fspath(path)}: {exc.strerror or exc}") \
+            from exc
+    return sock
+
+
+def open_tcp_socket(host: str, port: int, timeout: float, event_name: str) -> socket.socket:
+    """Connect to a hub at host:port; HubAbsentError when nothing listens there."""
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except ConnectionRefusedError as exc:
+        raise HubAbsentError(f"no hub is listening on {host}:{port} for event "
+                             f"{event_name!r}") from exc
+    except TimeoutError as exc:
+        raise HubAbsentError(f"{host}:{port} did not answer in time") from exc
+    except OSError as exc:
+        raise ConnectionError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from exc
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small frames: no Nagle delay
+    return sock
+
+
+# -- connecting, written once for both clients -------------------------------------------------
+
+def retry_while_absent(attempt: Callable[[], _T], deadline: float, *, max_delay: float,
+                       pause: Callable[[float], bool] | None = None) -> _T:
+    """``attempt()`` until it stops raising HubAbsentError, or re-raise that once ``deadline``
+    (a time.monotonic() value, may be math.inf) has passed.
+
+    Between attempts it waits 20 ms, doubling up to ``max_delay`` seconds: a hub that is
+    starting is found within milliseconds, one that is absent costs little. ``pause(seconds)``
+    waits instead of time.sleep and returns True to give up (the client was closed), which
+    raises ConnectionError.
+    """
+    delay = _FIRST_RETRY_DELAY
+    while True:
+        try:
+            return attempt()
+        except HubAbsentError:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise
+            wait = min(delay, remaining)
+            if pause is None:
+                time.sleep(wait)
+            elif pause(wait):
+                raise ConnectionError("the client is disconnected") from None
+            delay = min(delay * 2, max_delay)
+
+
+def handshake(sock: socket.socket, codec: MsgpackCodec, shake: ClientHandshake,
+              timeout: float) -> fr.Welcome:
+    """Run the client's side of the handshake on a connected socket, each read and write
+    bounded by ``timeout`` seconds, and return the hub's welcome.
+
+    Bytes that followed the welcome stay in ``codec``. Raises as
+    :meth:`ClientHandshake.receive` for a refusal; ConnectionError for a bad frame;
+    HubAbsentError (worth retrying) when the hub went away or did not answer in time.
+    """
+    name = shake.hub_name
+    try:
+        sock.settimeout(timeout)
+        sock.sendall(codec.send(shake.start()))
+        while shake.welcome is None:
+            frame = codec.next_event()
+            if frame is NEED_DATA:
+                codec.receive_data(sock.recv(65536))
+                continue
+            if frame is CLOSED:
+                raise HubAbsentError(f"{name} closed the connection during the handshake")
+            assert not isinstance(frame, Sentinel)
+            reply = shake.receive(frame)
+            if reply is not None:
+                sock.sendall(codec.send(reply))
+    except MessageError as exc:
+        raise ConnectionError(f"{name} sent a bad frame: {exc}") from exc
+    except SocketError:
+        raise  # ours; note that ConnectionError and TimeoutError are OSErrors too
+    except builtins.TimeoutError as exc:
+        # Retried until the deadline, then reported as "no hub answered in time".
+        raise HubAbsentError(f"{name} did not answer the handshake in time") from exc
+    except OSError as exc:
+        raise HubAbsentError(f"{name} went away during the handshake: "
+                             f"{exc.strerror or exc}") from exc
+    return shake.welcome

@@ -1,0 +1,237 @@
+"""Who gets what: the hub's routing of messages to subscribers.
+
+The router holds the welcomed connections by client id, the bounded queue of messages that
+found no subscriber, and the message handlers of the hub's owner. For each message a client
+sends it acknowledges or refuses it, calls the handlers, and relays it: to every subscriber
+whose type filter accepts it (broadcast), or to the subscribers of one name (unicast). Each
+subscriber has its own outbound buffer (:class:`~sockcli.hub.connection.Connection`); one
+that lets more than ``send_buffer_limit`` bytes pile up is dropped as a slow consumer, so one
+stuck reader never holds up the others. This is where retained messages, content filters and
+flow control belong.
+
+It runs on the hub's loop thread only, and never touches a socket: it hands frames to the
+loop through the three callables it is given (write a frame, mark a connection for flushing,
+drop a connection with an error).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from sockcli.exceptions import MessageError
+from sockcli.hub.base import MessageHandler
+from sockcli.hub.connection import Connection
+from sockcli.protocol import frames as fr
+from sockcli.protocol.codec import MsgpackCodec
+from sockcli.types import MessageType, SocketMessage
+
+__all__ = ["HubStats", "Router"]
+
+log = logging.getLogger("sockcli.hub")
+
+
+class HubStats:
+    """Counters of one hub; read them with :meth:`HubServer.stats`."""
+
+    __slots__ = ("delivered", "denied", "dropped", "dropped_clients", "received",
+                 "refused_connections", "rejected")
+
+    def __init__(self) -> None:
+        self.received = 0  # messages accepted from clients
+        self.delivered = 0  # message frames handed to subscribers' buffers
+        self.dropped = 0  # queued messages dropped because the queue was full
+        self.dropped_clients = 0  # subscribers dropped for not reading
+        self.refused_connections = 0  # connections refused over max_connections
+        self.rejected = 0  # messages refused (not allowed, invalid, unknown recipient)
+        self.denied = 0  # connections refused by access control (peer, token, TLS)
+
+
+class _Queued:
+    __slots__ = ("frame", "message_type")
+
+    def __init__(self, message_type: MessageType, frame: bytes) -> None:
+        self.message_type = message_type
+        self.frame = frame
+
+
+class Router:
+    """The routing state and rules of one hub."""
+
+    def __init__(self, *, event_name: str, config: Any, codec: MsgpackCodec, stats: HubStats,
+                 write: Callable[[Connection, fr.Frame], None],
+                 mark_dirty: Callable[[Connection], None],
+                 drop: Callable[[Connection, fr.ErrorFrame], None]) -> None:
+        self.event_name = event_name
+        self.allow_client_send: bool = config.allow_client_send
+        self.queue_size: int = config.message_queue_size
+        self.send_buffer_limit: int = config.send_buffer_limit
+        self.stats = stats
+        #: Called with every message a client sends; replaced, never mutated (thread safety).
+        self.handlers: list[MessageHandler] = []
+        self.queue: deque[_Queued] = deque()
+        self._codec = codec
+        self._write = write
+        self._mark_dirty = mark_dirty
+        self._drop = drop
+        self._by_id: dict[str, Connection] = {}
+        self._subs: list[Connection] | None = None  # subscribers, cached between changes
+
+    # -- who is connected -----------------------------------------------------------------
+
+    def add(self, conn: Connection) -> None:
+        """A client was welcomed; a new subscriber gets the queued messages it accepts."""
+        assert conn.info is not None
+        self._by_id[conn.info.client_id] = conn
+        self._subs = None
+        if conn.info.subscribed and self.queue:
+            self._replay_queue(conn)
+
+    def remove(self, conn: Connection) -> None:
+        if conn.info is not None and conn.info.client_id:
+            self._by_id.pop(conn.info.client_id, None)
+            self._subs = None
+
+    def subscribers(self, exclude: Connection | None = None) -> list[Connection]:
+        subs = self._subs
+        if subs is None:  # rebuilt after a client comes or goes, not per message
+            subs = self._subs = [c for c in self._by_id.values() if c.subscribed]
+        return [c for c in subs if c is not exclude] if exclude in subs else subs
+
+    # -- messages from clients ------------------------------------------------------------
+
+    def client_message(self, conn: Connection, frame: fr.MessageFrame) -> None:
+        message = frame.message
+        self._take(conn, fr.message_to_map(message), message.event_name,
+                   message.message_type, frame.seq, frame.to, message)
+
+    def relay_map(self, conn: Connection, m: dict[str, Any]) -> bool:
+        """:meth:`client_message` for a hub without handlers, straight from the map: the
+        same checks (:func:`frames.relay_fields`), the same refusals, the same relay. False
+        when the map is not of the usual shape: the frame path must explain what is wrong."""
+        fields = fr.relay_fields(m)
+        if fields is None:
+            return False
+        event, message_type, seq, to = fields
+        wire = {"kind": "message", "event_name": event, "timestamp_ms": m["timestamp_ms"],
+                "timestamp_iso": m["timestamp_iso"], "message_type": message_type.value,
+                "data": m["data"]}
+        self._take(conn, wire, event, message_type, seq, to, None)
+        return True
+
+    def _take(self, conn: Connection, wire: dict[str, Any], event: str,
+              message_type: MessageType, seq: int | None, to: str | None,
+              message: SocketMessage | None) -> None:
+        """Acknowledge, refuse or accept one client message; hand it to the handlers (when
+        ``message`` is built) and relay ``wire`` to the other subscribers."""
+        if seq is not None:
+            conn.ack_seq = seq if conn.ack_seq is None else max(conn.ack_seq, seq)
+        refusal = self._refusal_of(conn, event, to)
+        if refusal is not None:
+            self.stats.rejected += 1
+            self._write(conn, fr.ErrorFrame(code=refusal[0], reason=refusal[1], seq=seq))
+            return
+        try:
+            data = self._codec.pack_map(wire)
+        except MessageError as exc:  # re-encoded, 32-bit floats become 64-bit and may not fit
+            self.stats.rejected += 1
+            self._write(conn, fr.ErrorFrame(code=exc.code, reason=f"cannot relay: {exc}",
+                                            seq=seq))
+            return
+        self.stats.received += 1
+        if message is not None:
+            assert conn.info is not None
+            for handler in self.handlers:
+                try:
+                    handler(message, conn.info)
+                except Exception:
+                    log.exception("message handler %r failed", handler)
+        if to is not None:
+            for target in self.subscribers(exclude=conn):
+                if target.info is not None and target.info.name == to:
+                    self.deliver(target, data)
+        else:
+            self.broadcast(data, message_type, exclude=conn)
+
+    def _refusal_of(self, conn: Connection, event: str, to: str | None,
+                    ) -> tuple[str, str] | None:
+        if not self.allow_client_send:
+            return (fr.ErrorCode.SEND_NOT_ALLOWED,
+                    f"hub {self.event_name!r} does not accept messages from clients")
+        if event != self.event_name:
+            return (fr.ErrorCode.INVALID_MESSAGE,
+                    f"message is for event {event!r}, this hub serves {self.event_name!r}")
+        if to is not None and not any(
+            c.info is not None and c.info.name == to for c in self.subscribers(exclude=conn)
+        ):
+            return (fr.ErrorCode.UNKNOWN_RECIPIENT,
+                    f"no subscriber named {to!r} is connected to hub {self.event_name!r}")
+        return None
+
+    # -- delivery -------------------------------------------------------------------------
+
+    def from_hub(self, frame: bytes, message_type: MessageType, client_id: str | None) -> None:
+        """A message the hub's owner sent (:meth:`HubServer.send`), already encoded."""
+        if client_id is None:
+            self.broadcast(frame, message_type)
+        else:
+            conn = self._by_id.get(client_id)
+            if conn is not None and conn.subscribed:
+                self.deliver(conn, frame)
+
+    def broadcast(self, data: bytes, message_type: MessageType,
+                  exclude: Connection | None = None) -> None:
+        delivered = False
+        for conn in self.subscribers(exclude):
+            if conn.accepts(message_type):
+                self.deliver(conn, data)
+                delivered = True
+        if not delivered:  # nobody connected takes this type: keep it for who comes next
+            self._enqueue(data, message_type)
+
+    def _enqueue(self, data: bytes, message_type: MessageType) -> None:
+        if self.queue_size <= 0:
+            self.stats.dropped += 1
+            return
+        if len(self.queue) >= self.queue_size:
+            self.queue.popleft()
+            self.stats.dropped += 1
+        self.queue.append(_Queued(message_type, data))
+
+    def _replay_queue(self, conn: Connection) -> None:
+        """Hand a new subscriber the queued messages its filter accepts, oldest first."""
+        kept: deque[_Queued] = deque()
+        for item in self.queue:
+            if conn.accepts(item.message_type):
+                conn.enqueue(item.frame)
+                self.stats.delivered += 1
+            else:
+                kept.append(item)
+        self.queue = kept
+        self._mark_dirty(conn)
+
+    def deliver(self, conn: Connection, data: bytes) -> None:
+        """Add one encoded message to a subscriber's buffer, or drop a subscriber that has
+        stopped reading (more than ``send_buffer_limit`` bytes waiting)."""
+        if conn.out_size + len(data) > self.send_buffer_limit:
+            self.stats.dropped_clients += 1
+            log.warning("hub %s drops subscriber %s: it stopped reading (%d bytes pending)",
+                        self.event_name, conn.info.client_id if conn.info else "?",
+                        conn.out_size)
+            # A memoryview head is a frame the kernel took only part of (Connection.flush): keep
+            # it, or the error frame would start mid-frame and the client would read garbage.
+            head = conn.out[0] if conn.out and isinstance(conn.out[0], memoryview) else None
+            conn.out.clear()
+            conn.out_size = 0
+            if head is not None:
+                conn.enqueue(head)
+            self._drop(conn, fr.ErrorFrame(
+                code=fr.ErrorCode.SLOW_CONSUMER, fatal=True,
+                reason=f"dropped: more than {self.send_buffer_limit} bytes were waiting "
+                       "for this subscriber to read"))
+            return
+        conn.enqueue(data)
+        self.stats.delivered += 1
+        self._mark_dirty(conn)

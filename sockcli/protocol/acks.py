@@ -1,0 +1,79 @@
+"""The acknowledgement ledger of a sending client, written once for both clients.
+
+A client numbers its messages 1, 2, 3, ... (the ``seq`` of the message frame). The hub answers
+with ``ack`` frames ("everything up to N is handled") and with error frames that carry the
+``seq`` of one refused message. A message is *settled* once it is acknowledged or refused, and
+*lost* when the connection it was written on ended before it was settled. The ledger is pure
+bookkeeping: no I/O, no lock, no clock. The threaded client calls it under its own lock; the
+one-shot sender from its only thread.
+"""
+
+from __future__ import annotations
+
+from sockcli.exceptions import MessageError
+from sockcli.protocol import frames as fr
+
+__all__ = ["AckLedger"]
+
+
+class AckLedger:
+    """Which sequence numbers were sent, acknowledged, refused or lost."""
+
+    __slots__ = ("_refused", "acked", "lost_upto", "sent")
+
+    def __init__(self) -> None:
+        #: The last sequence number given out (0: none yet).
+        self.sent = 0
+        #: Every sequence number up to here is acknowledged (or refused, see below).
+        self.acked = 0
+        #: Every sequence number up to here was written on a connection that ended unsettled.
+        self.lost_upto = 0
+        self._refused: dict[int, MessageError] = {}
+
+    @property
+    def next_seq(self) -> int:
+        """The number the next message will carry: commit it with :meth:`sent_one` once the
+        frame is encoded, so that a frame refused before sending leaves no gap."""
+        return self.sent + 1
+
+    def sent_one(self) -> int:
+        """Record that the message numbered :attr:`next_seq` went out; return its number."""
+        self.sent += 1
+        return self.sent
+
+    @property
+    def pending(self) -> int:
+        """Messages sent and not yet acknowledged."""
+        return self.sent - self.acked
+
+    def receive(self, frame: fr.Frame) -> bool:
+        """Take an Ack, or an ErrorFrame that names a sequence number; True if it was one."""
+        if isinstance(frame, fr.Ack):
+            self.acked = max(self.acked, frame.seq)
+            return True
+        if isinstance(frame, fr.ErrorFrame) and frame.seq is not None:
+            self._refused[frame.seq] = MessageError(frame.reason, code=frame.code)
+            return True
+        return False
+
+    def lose_pending(self) -> None:
+        """The connection ended: every message sent and not acknowledged is lost."""
+        if self.sent > self.acked:
+            self.lost_upto = max(self.lost_upto, self.sent)
+
+    def pop_refusal(self, upto: int) -> MessageError | None:
+        """The refusal of the lowest refused sequence number up to ``upto``, forgotten once
+        returned (each refusal is reported once), or None."""
+        if not self._refused:
+            return None
+        first = min(self._refused)
+        if first > upto:
+            return None
+        return self._refused.pop(first)
+
+    def is_acked(self, seq: int) -> bool:
+        return seq <= self.acked
+
+    def is_lost(self, seq: int) -> bool:
+        """Whether ``seq`` went out on a connection that ended before the hub settled it."""
+        return self.acked < seq <= self.lost_upto
