@@ -29,6 +29,7 @@ from sockcli.exceptions import (
     SocketError,
     TimeoutError,
 )
+from sockcli.kinds import register_message_types
 from sockcli.protocol import frames as fr
 from sockcli.protocol.acks import AckLedger
 from sockcli.protocol.codec import CLOSED, NEED_DATA, Codec
@@ -71,6 +72,7 @@ class HubClient(SocketClient):
             settings = load_settings(config_file) if config_file is not None else get_settings()
         self.settings = settings.with_overrides(**overrides)
         self.config = self.settings.socket
+        register_message_types(self.config.message_types)
         self.subscribe = subscribe
         self.types = frozenset(MessageType.parse(t) for t in types) if types is not None else None
         if name is not None and not 1 <= len(name) <= 64:

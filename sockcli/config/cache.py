@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CachedSettings", "cache_file", "cache_key", "load_cached", "store_cached"]
 
-_FORMAT = 2  # bump when the settings gain keys: an older entry would lack them
+_FORMAT = 3  # bump when the settings gain keys: an older entry would lack them
 #: SOCKCLI_* variables that are not settings: they must not invalidate the cache.
 _NOT_SETTINGS = frozenset({"SOCKCLI_EVENT", "SOCKCLI_CONFIG", "SOCKCLI_DEBUG", "SOCKCLI_TOKEN",
                            "SOCKCLI_NO_CACHE"})

@@ -66,6 +66,27 @@ class SocketConfig(BaseModel):
     send_buffer_limit: Annotated[int, Field(ge=64 * 1024, le=1024 * 1024 * 1024)] = 4 * 1024 * 1024
     handshake_timeout: Positive = 5.0
     frame_timeout: Positive = 10.0
+    #: Message types besides data, error and control (sockcli.kinds.register_message_type).
+    message_types: tuple[str, ...] = ()
+
+    @field_validator("message_types", mode="before")
+    @classmethod
+    def _type_list(cls, value: Any) -> Any:
+        """``["warning", "notice"]``, or the text ``"warning,notice"`` (from a variable)."""
+        if isinstance(value, str):
+            return [w for w in value.replace(",", " ").split() if w]
+        return value
+
+    @field_validator("message_types")
+    @classmethod
+    def _type_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from sockcli.rules import EVENT_NAME_PATTERN
+
+        for name in value:
+            if EVENT_NAME_PATTERN.fullmatch(name) is None:
+                raise ValueError(f"{name!r} is not a message type name: each must match "
+                                 "^[A-Za-z0-9_-]{1,64}$")
+        return tuple(dict.fromkeys(name.lower() for name in value))
 
     @field_validator("socket_dir", mode="before")
     @classmethod

@@ -30,6 +30,7 @@ from sockcli.hub.admission import Admission, TlsOutcome
 from sockcli.hub.base import ClientInfo, MessageHandler, SocketServer
 from sockcli.hub.connection import Connection, ConnectionState
 from sockcli.hub.router import HubStats, Router
+from sockcli.kinds import register_message_types
 from sockcli.protocol import frames as fr
 from sockcli.protocol.codec import CLOSED, NEED_DATA, Codec
 from sockcli.runtime import HubLock, HubRecord, ensure_socket_dir
@@ -58,6 +59,7 @@ class HubServer(SocketServer):
             settings = load_settings(config_file) if config_file is not None else get_settings()
         self.settings = settings.with_overrides(**overrides)
         self.config = self.settings.socket
+        register_message_types(self.config.message_types)
         self._lock = threading.Lock()  # guards _inbox, _clients and the state flags
         self._inbox: deque[tuple[bytes, MessageType, str | None]] = deque()
         self._clients: dict[str, ClientInfo] = {}
