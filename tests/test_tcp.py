@@ -134,7 +134,7 @@ def test_binds_loopback_by_default_with_reuseaddr(hubs, sock_dir: Path) -> None:
     assert hub.tcp_config.host == "127.0.0.1"
     assert hub.address == f"127.0.0.1:{hub.port}"
     assert hub.address.startswith("127.0.0.1:")
-    listener = hub._listener
+    listener = hub.listener
     assert listener is not None
     assert listener.family == socket.AF_INET
     assert listener.getsockname() == ("127.0.0.1", hub.port)
@@ -325,7 +325,7 @@ def _ipv6_loopback() -> bool:
 def test_ipv6_loopback(hubs, clients, sock_dir: Path) -> None:
     hub = _hub(hubs, sock_dir, host="::1")
     assert hub.address == f"[::1]:{hub.port}"
-    assert hub._listener is not None and hub._listener.family == socket.AF_INET6
+    assert hub.listener is not None and hub.listener.family == socket.AF_INET6
     record = read_record(sock_dir, "ev")
     assert record is not None and (record.host, record.port) == ("::1", hub.port)
     _relay_works(clients, sock_dir)  # found by name

@@ -19,7 +19,7 @@ from sockcli.runtime import check_socket_dir
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import TypeVar
+    from typing import Any, TypeVar
 
     from sockcli.protocol import frames as fr
     from sockcli.protocol.codec import MsgpackCodec
@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
     _T = TypeVar("_T")
 
-__all__ = ["handshake", "open_tcp_socket", "open_unix_socket", "retry_while_absent"]
+__all__ = ["handshake", "open_tcp_socket", "open_unix_socket", "retry_while_absent",
+           "start_session", "tcp_security"]
 
 _FIRST_RETRY_DELAY = 0.02
 
@@ -65,6 +66,21 @@ def open_tcp_socket(host: str, port: int, timeout: float, event_name: str) -> so
         raise ConnectionError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from exc
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small frames: no Nagle delay
     return sock
+
+
+def tcp_security(tcp: Any, token: bytes | str | None = None) -> tuple[bytes | None, Any]:
+    """The token (``token``, else $SOCKCLI_TOKEN, else the ``token_file`` setting) and the
+    TLS client context (from the ``tls_ca`` setting, or None) of a client's TCP connections,
+    given the ``[tcp]`` settings. Raises ValidationError for an unusable token or CA file."""
+    from sockcli.protocol.auth import resolve_token
+
+    resolved = resolve_token(token, tcp.token_file)
+    context = None
+    if tcp.tls_ca:
+        from sockcli.tls import client_context
+
+        context = client_context(tcp.tls_ca)
+    return resolved, context
 
 
 # -- connecting, written once for both clients -------------------------------------------------
@@ -130,3 +146,23 @@ def handshake(sock: socket.socket, codec: MsgpackCodec, shake: ClientHandshake,
         raise HubAbsentError(f"{name} went away during the handshake: "
                              f"{exc.strerror or exc}") from exc
     return shake.welcome
+
+
+def start_session(sock: socket.socket, codec: MsgpackCodec, shake: ClientHandshake,
+                  timeout: float, *, tls_context: Any = None,
+                  server_name: str | None = None) -> tuple[socket.socket, fr.Welcome]:
+    """TLS first when ``tls_context`` is given (TCP: the hub's certificate must name
+    ``server_name``), then :func:`handshake`; return the socket to use from then on (the TLS
+    one) and the welcome. A TLS socket made here is closed again if the handshake fails; the
+    plain ``sock`` is the caller's to close."""
+    if tls_context is None:
+        return sock, handshake(sock, codec, shake, timeout)
+    from sockcli.tls import client_wrap
+
+    host = server_name or str(sock.getpeername()[0])
+    tls_sock = client_wrap(tls_context, sock, host, timeout)
+    try:
+        return tls_sock, handshake(tls_sock, codec, shake, timeout)
+    except BaseException:
+        tls_sock.close()
+        raise

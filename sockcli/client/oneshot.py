@@ -17,10 +17,10 @@ import socket
 import time
 
 from sockcli.client.connect import (
-    handshake,
     open_tcp_socket,
     open_unix_socket,
     retry_while_absent,
+    start_session,
 )
 from sockcli.exceptions import ConnectionError, MessageError, TimeoutError
 from sockcli.protocol import frames as fr
@@ -77,15 +77,16 @@ class Sender:
         def attempt() -> tuple[socket.socket, Codec, fr.Welcome]:
             sock, host = cls._open_socket(event_name, socket_dir, connect, timeout)
             try:
-                if host is not None and tls_ca is not None:  # TLS is for TCP only
-                    from sockcli.tls import client_context, client_wrap
+                if host is not None and tls_ca is not None and not tls_context:
+                    from sockcli.tls import client_context  # TLS is for TCP only
 
-                    if not tls_context:
-                        tls_context.append(client_context(tls_ca))
-                    sock = client_wrap(tls_context[0], sock, host, timeout)
+                    tls_context.append(client_context(tls_ca))
                 codec = Codec(max_frame_size=max_frame_size)
                 shake = ClientHandshake(token=token if host is not None else None)
-                return sock, codec, handshake(sock, codec, shake, timeout)
+                sock, welcome = start_session(
+                    sock, codec, shake, timeout, server_name=host,
+                    tls_context=tls_context[0] if host is not None and tls_context else None)
+                return sock, codec, welcome
             except BaseException:
                 sock.close()
                 raise

@@ -20,8 +20,9 @@ from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
 from sockcli.client.base import SocketClient
-from sockcli.client.connect import handshake, retry_while_absent
+from sockcli.client.connect import retry_while_absent, start_session, tcp_security
 from sockcli.client.inbox import Inbox
+from sockcli.client.outbox import Outbox
 from sockcli.exceptions import (
     ConnectionError,
     HubAbsentError,
@@ -41,7 +42,6 @@ __all__ = ["HubAbsentError", "HubClient"]
 log = logging.getLogger("sockcli.client")
 
 _RECV_SIZE = 256 * 1024
-_COALESCE_BYTES = 64 * 1024
 
 
 def _is_closed(item: object) -> bool:
@@ -86,15 +86,9 @@ class HubClient(SocketClient):
         self.welcome: fr.Welcome | None = None
         self._codec = Codec(max_frame_size=self.config.buffer_size)
         self._sock: socket.socket | None = None
-        self._write_lock = threading.Lock()
-        # Frames of send(wait=False) wait here, under _write_lock, and go out together: in
-        # one write by the flusher thread (started on first use) as soon as it gets to run,
-        # or at once when the batch is large, or by send(wait=True), flush(), disconnect().
-        self._out: list[bytes] = []
-        self._out_size = 0
-        self._out_for: socket.socket | None = None  # the connection _out was filled for
-        self._out_ready = threading.Event()
-        self._flusher: threading.Thread | None = None
+        self._outbox = Outbox(self._event_name, connected=self._live_socket,
+                              on_lost=self._lose_pending)
+        self._write_lock = self._outbox.lock
         self._cond = threading.Condition()
         self._inbox = Inbox(self.config.receive_buffer_size)
         self._reader: threading.Thread | None = None
@@ -107,8 +101,8 @@ class HubClient(SocketClient):
         self.tls_server_name: str | None = None
         self._token: bytes | None = None
         self._tls_context: Any = None
-        if self.uses_tcp:
-            self._secure(token)
+        if self.uses_tcp:  # the token and TLS of TCP connections (docs/SECURITY.md)
+            self._token, self._tls_context = tcp_security(self.settings.tcp, token)
         self.reconnects = 0
 
     # -- what transports provide ------------------------------------------------------------
@@ -141,6 +135,7 @@ class HubClient(SocketClient):
         if self._reader is not None and self._reader.is_alive():
             raise SocketError("this client is reconnecting already; wait or disconnect")
         self._closed.clear()
+        self._outbox.reopen()
         self._inbox.drop_markers(_is_closed)  # a new life: forget the end of the last one
         budget = self.config.default_timeout if timeout is None else timeout
         self._sock = self._establish(time.monotonic() + budget)
@@ -153,11 +148,10 @@ class HubClient(SocketClient):
         with self._write_lock:  # what send(wait=False) left waiting still goes out
             if self._sock is not None and self._connected:
                 with contextlib.suppress(ConnectionError):
-                    self._write_out(self._sock)
-            self._out.clear()
-            self._out_size = 0
+                    self._outbox.write_out(self._sock)
+            self._outbox.clear()
         self._closed.set()
-        self._out_ready.set()  # lets the flusher thread end
+        self._outbox.close()
         sock = self._sock
         self._connected = False
         if sock is not None:
@@ -192,57 +186,17 @@ class HubClient(SocketClient):
             data = self._codec.pack_map(frame)
             with self._cond:
                 seq = self._acks.sent_one()  # only once encoded: a refused frame leaves no gap
-            if self._out_for is not sock:  # frames left for a dead connection are lost
-                self._out.clear()            # (and reported so: their seqs are lost_upto)
-                self._out_size = 0
-                self._out_for = sock
-            self._out.append(data)
-            self._out_size += len(data)
-            if wait or self._out_size >= _COALESCE_BYTES:
-                self._write_out(sock)
-            elif len(self._out) == 1:
-                self._wake_flusher()
+            self._outbox.add(sock, data, now=wait)
         if wait:
             self._wait_settled(seq, deadline)
 
-    def _write_out(self, sock: socket.socket) -> None:
-        """Write the waiting frames in one call; the caller holds _write_lock."""
-        if not self._out:
-            return
-        if self._out_for is not sock:  # queued for a connection that has died
-            self._out.clear()
-            self._out_size = 0
-            return
-        payload = b"".join(self._out)
-        self._out.clear()
-        self._out_size = 0
-        try:
-            sock.sendall(payload)
-        except OSError as exc:
-            with self._cond:
-                self._acks.lose_pending()
-            raise ConnectionError(f"lost the hub of {self._event_name!r} while sending: "
-                                  f"{exc.strerror or exc}") from exc
+    def _live_socket(self) -> socket.socket | None:
+        return self._sock if self._connected else None
 
-    def _wake_flusher(self) -> None:
-        if self._flusher is None:
-            self._flusher = threading.Thread(target=self._flush_loop, daemon=True,
-                                             name=f"sockcli-flush-{self._event_name}")
-            self._flusher.start()
-        self._out_ready.set()
-
-    def _flush_loop(self) -> None:
-        while True:
-            self._out_ready.wait()
-            self._out_ready.clear()
-            with self._write_lock:
-                sock = self._sock
-                if sock is not None and self._connected:
-                    with contextlib.suppress(ConnectionError):  # the reader sees the loss
-                        self._write_out(sock)
-                if self._closed.is_set() and not self._out:
-                    self._flusher = None
-                    return
+    def _lose_pending(self) -> None:
+        """The connection ended: what was sent and not acknowledged is lost."""
+        with self._cond:  # reentrant: callers may hold it already
+            self._acks.lose_pending()
 
     def check(self) -> None:
         """Raise the first refusal the hub has sent so far (MessageError), without waiting."""
@@ -254,8 +208,8 @@ class HubClient(SocketClient):
     def flush(self, timeout: float | None = None) -> None:
         budget = self.config.default_timeout if timeout is None else timeout
         with self._write_lock:
-            if self._out and self._sock is not None and self._connected:
-                self._write_out(self._sock)
+            if self._outbox.waiting and self._sock is not None and self._connected:
+                self._outbox.write_out(self._sock)
         self._wait_settled(self._acks.sent, time.monotonic() + budget)
 
     def receive(self, timeout: float | None = None) -> SocketMessage:
@@ -300,11 +254,8 @@ class HubClient(SocketClient):
                 self._stats_reply = None
             with self._write_lock:
                 sock = self._wait_connected(deadline)
-                self._write_out(sock)  # in order after the messages waiting to go out
-                try:
-                    sock.sendall(self._codec.send(fr.StatsRequest()))
-                except OSError as exc:
-                    raise ConnectionError(f"lost the hub of {self._event_name!r}") from exc
+                # In order after the messages waiting to go out.
+                self._outbox.write_out(sock, self._codec.send(fr.StatsRequest()))
             with self._cond:
                 while self._stats_reply is None:
                     remaining = deadline - time.monotonic()
@@ -333,39 +284,15 @@ class HubClient(SocketClient):
         return retry_while_absent(attempt, deadline, max_delay=self.config.reconnect_max_delay,
                                   pause=self._closed.wait)
 
-    def _secure(self, token: bytes | str | None) -> None:
-        """The token and TLS context of TCP connections (docs/SECURITY.md)."""
-        from sockcli.protocol.auth import resolve_token
-
-        cfg = self.settings.tcp
-        self._token = resolve_token(token, cfg.token_file)
-        if cfg.tls_ca:
-            from sockcli.tls import client_context
-
-            self._tls_context = client_context(cfg.tls_ca)
-
     def _handshake(self, sock: socket.socket, deadline: float) -> socket.socket:
         tcp = sock.family != socket.AF_UNIX
-        if not tcp or self._tls_context is None:
-            return self._hello(sock, deadline, tcp)
-        from sockcli.tls import client_wrap
-
-        host = self.tls_server_name or str(sock.getpeername()[0])
-        tls_sock = client_wrap(self._tls_context, sock, host,
-                               max(0.001, min(deadline - time.monotonic(),
-                                              self.config.default_timeout)))
-        try:
-            return self._hello(tls_sock, deadline, tcp)
-        except BaseException:
-            tls_sock.close()
-            raise
-
-    def _hello(self, sock: socket.socket, deadline: float, tcp: bool) -> socket.socket:
         shake = ClientHandshake(subscribe=self.subscribe, types=self.types, name=self.name,
                                 token=self._token if tcp else None, hub_name=self._event_name)
         codec = Codec(max_frame_size=self.config.buffer_size)
-        self.welcome = handshake(sock, codec, shake, max(0.001, min(
-            deadline - time.monotonic(), self.config.default_timeout)))
+        sock, self.welcome = start_session(
+            sock, codec, shake, max(0.001, min(deadline - time.monotonic(),
+                                               self.config.default_timeout)),
+            tls_context=self._tls_context if tcp else None, server_name=self.tls_server_name)
         sock.settimeout(None)
         self.client_id = self.welcome.client_id
         self._codec = codec  # keeps any bytes that followed the welcome
@@ -404,9 +331,6 @@ class HubClient(SocketClient):
                 if remaining <= 0:
                     raise TimeoutError(f"hub {self._event_name!r} did not acknowledge in time")
                 self._cond.wait(remaining)
-
-    def _lose_pending(self) -> None:
-        self._acks.lose_pending()
 
     # -- the reader thread ----------------------------------------------------------------
 
@@ -449,9 +373,6 @@ class HubClient(SocketClient):
                     self._put_closed(exc if isinstance(exc, ConnectionError)
                                      else ConnectionError(str(exc)))
                 return False
-        return self._install(sock)
-
-    def _install(self, sock: socket.socket) -> bool:
         with self._cond:
             self._sock = sock
             self._connected = True
@@ -521,9 +442,9 @@ class HubClient(SocketClient):
             with self._write_lock:
                 sock = self._sock
                 if sock is not None:
-                    with contextlib.suppress(OSError):
-                        self._write_out(sock)
-                        sock.sendall(self._codec.send(fr.Pong(token=frame.token)))
+                    pong = self._codec.send(fr.Pong(token=frame.token))
+                    with contextlib.suppress(ConnectionError):
+                        self._outbox.write_out(sock, pong)
         return True
 
     def _put_closed(self, error: SocketError) -> None:

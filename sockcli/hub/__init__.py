@@ -1,8 +1,10 @@
 """The hub role: one process that serves one event to any number of clients.
 
 - :mod:`~sockcli.hub.base`: the :class:`SocketServer` contract and :class:`ClientInfo`.
-- :mod:`~sockcli.hub.loop`: :class:`HubServer`, the selector loop (wake-ups, timers, reading,
-  writing, start and stop) that the other parts plug into.
+- :mod:`~sockcli.hub.server`: :class:`HubServer`, the hub as its owner sees it: settings,
+  start and stop, send, handlers, stats; what transports override.
+- :mod:`~sockcli.hub.loop`: :class:`HubLoop`, the selector loop (accepting, reading, writing,
+  wake-ups from other threads, timers) that admission and the router plug into.
 - :mod:`~sockcli.hub.admission`: who gets in: limits, peer credentials, the token, TLS.
 - :mod:`~sockcli.hub.router`: who gets what: broadcast, unicast, the queue, type filters,
   per-subscriber buffers and the slow-consumer rule.
@@ -18,7 +20,8 @@ from sockcli._lazy import lazy_attributes
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from sockcli.hub.base import ClientInfo, MessageHandler, SocketServer
-    from sockcli.hub.loop import HubServer, HubStats
+    from sockcli.hub.router import HubStats
+    from sockcli.hub.server import HubServer
     from sockcli.hub.tcp import TcpSocketServer
     from sockcli.hub.unix import UnixSocketServer
 
@@ -29,8 +32,8 @@ _LAZY = {
     "ClientInfo": "sockcli.hub.base",
     "MessageHandler": "sockcli.hub.base",
     "SocketServer": "sockcli.hub.base",
-    "HubServer": "sockcli.hub.loop",
-    "HubStats": "sockcli.hub.loop",
+    "HubServer": "sockcli.hub.server",
+    "HubStats": "sockcli.hub.router",
     "TcpSocketServer": "sockcli.hub.tcp",
     "UnixSocketServer": "sockcli.hub.unix",
 }

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from sockcli.exceptions import ConnectionError, ValidationError
-from sockcli.hub.loop import HubServer
+from sockcli.hub.server import HubServer
 from sockcli.runtime import HubRecord
 from sockcli.types import SocketType
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from sockcli.exceptions import ConnectionError, SocketError
 from sockcli.hub.base import ClientInfo
-from sockcli.hub.loop import HubServer
+from sockcli.hub.server import HubServer
 from sockcli.runtime import HubRecord, socket_path
 from sockcli.types import SocketType
 
