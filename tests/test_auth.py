@@ -124,9 +124,12 @@ def test_the_client_refuses_a_bad_challenge(challenge: dict[str, object], messag
     {"kind": "challenge", "method": "hmac-sha256"},
     {"kind": "challenge", "method": "hmac-sha256", "nonce": HUB_NONCE},  # bin, not hex text
 ])
-def test_a_malformed_challenge_is_refused_by_the_frames(challenge: dict[str, object]) -> None:
-    with pytest.raises(MessageError, match="nonce"):
-        fr.frame_from_map(challenge)
+def test_a_malformed_challenge_is_an_authentication_failure(challenge: dict[str, object],
+                                                            ) -> None:
+    frame = fr.frame_from_map(challenge)
+    assert frame == fr.Challenge(method="hmac-sha256", nonce="")
+    with pytest.raises(AuthenticationError, match="nonce"):
+        auth.ClientAuth(TOKEN).answer(frame)  # type: ignore[arg-type]
 
 
 _GOOD_MAC = auth.client_mac(TOKEN, HUB_NONCE, CLIENT_NONCE).hex()
@@ -155,10 +158,14 @@ def test_the_hub_refuses_a_bad_answer(frame: fr.Frame, message: str) -> None:
     ({"method": "hmac-sha256", "nonce": CLIENT_NONCE.hex()}, "mac"),
     ({"method": "hmac-sha256", "nonce": CLIENT_NONCE.hex(), "mac": 7}, "mac"),
 ])
-def test_a_malformed_answer_is_refused_by_the_frames(fields: dict[str, object],
-                                                     missing: str) -> None:
-    with pytest.raises(MessageError, match=missing):
-        fr.frame_from_map({"kind": "auth", **fields})
+def test_a_malformed_answer_is_an_authentication_failure(fields: dict[str, object],
+                                                         missing: str) -> None:
+    """docs/protocol.md: a malformed auth frame earns auth_failed, not invalid_message."""
+    frame = fr.frame_from_map({"kind": "auth", **fields})
+    assert isinstance(frame, fr.Auth)
+    with pytest.raises(AuthenticationError, match=missing) as info:
+        auth.HubChallenge(nonce=HUB_NONCE).verify(TOKEN, frame)
+    assert info.value.code == "auth_failed"
 
 
 def test_the_hub_accepts_the_documented_answer() -> None:

@@ -438,6 +438,14 @@ def _check_str(value: Any, key: str) -> str:
     return value
 
 
+def _text(m: Mapping[str, Any], key: str) -> str:
+    """A key of a challenge or auth frame: missing or not text reads as "", which the
+    authentication then refuses with ``auth_failed`` saying which value is wrong (the
+    protocol answers a malformed auth frame with auth_failed, not invalid_message)."""
+    value = m.get(key)
+    return value if isinstance(value, str) else ""
+
+
 def _welcome(m: Mapping[str, Any]) -> Welcome:
     features = _get(m, "features", list, default=[])
     return Welcome(
@@ -479,10 +487,9 @@ _DECODERS: dict[str, Any] = {
     "hello": _hello,
     "welcome": _welcome,
     "message": _message,
-    "challenge": lambda m: Challenge(method=_get(m, "method", str),
-                                     nonce=_get(m, "nonce", str)),
-    "auth": lambda m: Auth(method=_get(m, "method", str), nonce=_get(m, "nonce", str),
-                           mac=_get(m, "mac", str)),
+    "challenge": lambda m: Challenge(method=_text(m, "method"), nonce=_text(m, "nonce")),
+    "auth": lambda m: Auth(method=_text(m, "method"), nonce=_text(m, "nonce"),
+                           mac=_text(m, "mac")),
     "ack": lambda m: Ack(seq=_get(m, "seq", int)),
     "error": _error,
     "stats": _stats,
