@@ -25,8 +25,10 @@ __all__ = [
 class SocketMessage:
     """One message as applications see it; travels as a MessagePack map.
 
-    Only ``event_name`` is required: the timestamps default to now (the ISO one in the
-    configured timezone), the type to DATA and the payload to an empty map.
+    Only ``event_name`` is required: the timestamps default to now, the type to DATA and the
+    payload to an empty map. The ISO text is in the process's default timezone: that of the
+    settings loaded last, else local time (:mod:`sockcli.timestamps`); give ``timestamp_iso``
+    (``format_timestamp(ms, "UTC")``) to choose another.
     """
 
     event_name: str

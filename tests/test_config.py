@@ -406,3 +406,26 @@ def test_integer_permissions_are_refused_as_ambiguous(given: int, user_file: Pat
     user_file.write_text(f"[unix]\nsocket_permissions = {oct(given)}\n")
     _raises([f"[unix] socket_permissions = {given} from {user_file}", "not a number"],
             load_settings)
+
+
+# -- sections by name ----------------------------------------------------------------------
+
+
+def test_every_section_by_name() -> None:
+    settings = load_settings()
+    cached = load_settings()  # the same values, from the cache
+    assert isinstance(settings, Settings) and not isinstance(cached, Settings)
+    for form in (settings, cached):
+        assert form.section("unix") is form.unix and form.section("tcp") is form.tcp
+        for name in ("socket", "nope"):
+            with pytest.raises(ValidationError) as info:
+                form.section(name)
+            assert str(info.value) == f"no settings section {name!r}: the sections are tcp, unix"
+    assert settings.as_json() == cached.as_json()
+    assert set(settings.as_json()) == {"socket", "unix", "tcp"}
+
+
+def test_a_section_that_is_not_a_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOCKCLI_TCP", "5")
+    _raises(["invalid settings section [tcp]: it must be a table of keys, not int"],
+            load_settings)

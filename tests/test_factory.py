@@ -1,4 +1,6 @@
-"""factory.py: servers and clients by transport name (nothing is started or connected)."""
+"""factory.py: servers and clients by transport name (nothing is started or connected).
+
+Registered transports are tested end to end in test_transports.py."""
 
 from __future__ import annotations
 
@@ -58,8 +60,7 @@ def test_tcp_server_and_client(kind: Any, sock_dir: Path) -> None:
 def test_unknown_socket_type(factory: Any, kind: Any) -> None:
     with pytest.raises(ValidationError) as info:
         factory(kind, "ev")
-    assert str(info.value) == f"invalid socket type {kind!r}: choose one of unix, tcp"
-    assert "unix, tcp" in str(info.value)
+    assert str(info.value) == f"unknown socket type {kind!r}: choose one of tcp, unix"
 
 
 @pytest.mark.parametrize("kind", ["unix", "tcp"])
@@ -108,5 +109,5 @@ def test_invalid_event_name(factory: Any, name: str) -> None:
 
 def test_invalid_type_is_reported_before_anything_else() -> None:
     # Both the transport and the event name are wrong: the transport is named first.
-    with pytest.raises(ValidationError, match="invalid socket type 'udp'"):
+    with pytest.raises(ValidationError, match="unknown socket type 'udp'"):
         create_server("udp", "../x", bogus=1)

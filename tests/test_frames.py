@@ -197,10 +197,11 @@ def test_message_type_is_case_insensitive() -> None:
 
 
 def test_empty_timestamp_iso_is_filled_in(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sockcli.config.loader import reset_settings_cache
+    from sockcli.config.loader import get_settings, reset_settings_cache
 
     monkeypatch.setenv("SOCKCLI_TIMEZONE", "Asia/Tokyo")
     reset_settings_cache()
+    get_settings()  # a process that loaded its settings stamps in their timezone
     frame = fr.frame_from_map(msg_map(timestamp_iso=""))
     assert isinstance(frame, fr.MessageFrame)
     assert frame.message.timestamp_iso == "2023-11-15T07:13:20.000+09:00"

@@ -1,9 +1,15 @@
-"""types.py and exceptions.py: messages, timestamps, names, enums and the error hierarchy."""
+"""types.py, timestamps.py and exceptions.py: messages, timestamps and their default timezone,
+names, enums and the error hierarchy."""
 
 from __future__ import annotations
 
 import builtins
+import json
+import os
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -20,15 +26,36 @@ from sockcli import (
     TimeoutError,
     ValidationError,
 )
-from sockcli.config.loader import reset_settings_cache
+from sockcli.config.loader import get_settings, load_settings, reset_settings_cache
+from sockcli.kinds import message_type_names
+from sockcli.timestamps import default_timezone, set_default_timezone
 from sockcli.types import EVENT_NAME_RULE, format_timestamp, resolve_timezone, validate_event_name
 
 TS = 1700000000000  # 2023-11-14T22:13:20Z
+SUMMER_TS = 1688000000000  # 2023-06-29T00:53:20Z
 
 
 def use_timezone(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """Configure ``name`` and load the settings, as every hub, client and command does."""
     monkeypatch.setenv("SOCKCLI_TIMEZONE", name)
     reset_settings_cache()
+    get_settings()
+
+
+@pytest.fixture
+def local_zone() -> Iterator[None]:
+    """Local time is Europe/Paris (summer time from March to October) for the test."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "Europe/Paris"
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
 
 
 # -- SocketMessage --------------------------------------------------------------------------
@@ -84,15 +111,76 @@ def test_explicit_timestamp_iso_is_kept(monkeypatch: pytest.MonkeyPatch) -> None
     assert m.timestamp_iso == "whatever the sender said"
 
 
-def test_unknown_configured_timezone_is_a_validation_error(
+def test_unknown_configured_timezone_is_refused_when_loading(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    use_timezone(monkeypatch, "Mars/Olympus_Mons")
+    monkeypatch.setenv("SOCKCLI_TIMEZONE", "Mars/Olympus_Mons")
+    reset_settings_cache()
     with pytest.raises(ValidationError) as info:
-        SocketMessage("x")
+        get_settings()
     text = str(info.value)
     assert "Mars/Olympus_Mons" in text
     assert "SOCKCLI_TIMEZONE" in text
     assert "IANA" in text
+    assert default_timezone() == "local"  # the settings were refused: nothing changed
+    assert SocketMessage("x", timestamp_ms=TS).timestamp_iso == format_timestamp(TS, "local")
+
+
+def test_a_bare_message_uses_local_time_until_settings_are_loaded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOCKCLI_TIMEZONE", "Asia/Tokyo")
+    reset_settings_cache()
+    assert SocketMessage("x", timestamp_ms=TS).timestamp_iso == format_timestamp(TS, "local")
+    get_settings()
+    assert SocketMessage("x", timestamp_ms=TS).timestamp_iso == "2023-11-15T07:13:20.000+09:00"
+
+
+def test_loading_and_overriding_settings_set_the_default_timezone() -> None:
+    assert default_timezone() == "local"
+    settings = load_settings(timezone="UTC")
+    assert default_timezone() == "UTC"
+    settings.with_overrides(timezone="Asia/Kolkata")
+    assert default_timezone() == "Asia/Kolkata"
+    assert format_timestamp(TS) == "2023-11-15T03:43:20.000+05:30"
+    load_settings(timezone="UTC")  # the cached form sets it too
+    assert default_timezone() == "UTC"
+    reset_settings_cache()
+    assert default_timezone() == "local"
+
+
+def test_set_default_timezone() -> None:
+    set_default_timezone("Europe/Paris")
+    assert format_timestamp(TS) == "2023-11-14T23:13:20.000+01:00"
+    fixed = timezone(timedelta(hours=2))
+    set_default_timezone(fixed)
+    assert default_timezone() is fixed
+    assert format_timestamp(TS) == "2023-11-15T00:13:20.000+02:00"
+    with pytest.raises(ValidationError, match="unknown timezone 'Nowhere'"):
+        set_default_timezone("Nowhere")
+    assert default_timezone() is fixed  # a refused name leaves the default as it was
+    set_default_timezone(None)
+    assert default_timezone() == "local"
+
+
+def test_local_time_follows_summer_time(local_zone: None) -> None:
+    # The offset is that of each instant, not of the moment the zone was first looked up.
+    # (Odd milliseconds: the last text formatted is reused for the same instant and zone.)
+    assert format_timestamp(TS + 3, "local") == "2023-11-14T23:13:20.003+01:00"
+    assert format_timestamp(SUMMER_TS + 3, "local") == "2023-06-29T02:53:20.003+02:00"
+    assert SocketMessage("x", timestamp_ms=SUMMER_TS).timestamp_iso.endswith("+02:00")
+
+
+def test_a_message_needs_no_configuration() -> None:
+    """A fresh interpreter builds a message without pydantic or dynaconf, in local time,
+    whatever the settings say: nothing loaded them."""
+    code = ("import json, sys, sockcli\n"
+            f"m = sockcli.SocketMessage('e', timestamp_ms={TS})\n"
+            "print(json.dumps([m.timestamp_iso,"
+            " [n for n in ('pydantic', 'dynaconf') if n in sys.modules]]))")
+    env = {**os.environ, "SOCKCLI_TIMEZONE": "Asia/Tokyo", "TZ": "UTC"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == ["2023-11-14T22:13:20.000+00:00", []]
 
 
 def test_format_timestamp_with_explicit_timezone() -> None:
@@ -110,7 +198,11 @@ def test_format_timestamp_with_explicit_timezone() -> None:
 def test_format_timestamp_explicit_beats_configured(monkeypatch: pytest.MonkeyPatch) -> None:
     use_timezone(monkeypatch, "Asia/Tokyo")
     assert format_timestamp(TS, "UTC") == "2023-11-14T22:13:20.000+00:00"
+    assert format_timestamp(TS, "local") == format_timestamp(TS, "LOCAL")
     assert format_timestamp(TS) == "2023-11-15T07:13:20.000+09:00"
+    set_default_timezone("Europe/Paris")  # what a program may set itself
+    assert format_timestamp(TS, "UTC") == "2023-11-14T22:13:20.000+00:00"
+    assert format_timestamp(TS) == "2023-11-14T23:13:20.000+01:00"
 
 
 def test_local_timezone() -> None:
@@ -217,7 +309,10 @@ def test_message_type_parse(text: str, expected: MessageType) -> None:
 def test_message_type_parse_errors_name_the_choices(text: object) -> None:
     with pytest.raises(ValidationError) as info:
         MessageType.parse(text)  # type: ignore[arg-type]
-    assert str(info.value) == f"invalid message type {text!r}: choose one of data, error, control"
+    # Other tests may have registered message types in this process: they come after these.
+    choices = ", ".join(message_type_names())
+    assert choices.startswith("data, error, control")
+    assert str(info.value) == f"invalid message type {text!r}: choose one of {choices}"
 
 
 def test_message_type_values() -> None:

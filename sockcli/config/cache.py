@@ -3,9 +3,17 @@ dynaconf (together about six interpreter start-ups) when nothing changed.
 
 The cache entry is keyed by everything the result depends on: the identity, size and times of
 each settings file (present or not), the ``SOCKCLI_*`` settings variables, the variables that
-decide defaults (``XDG_RUNTIME_DIR``, ``HOME``), the keyword overrides, the uid and the sockcli
-version. Any change is a miss, and a miss validates in full, so an invalid file is reported on
-the very next run. Entries are JSON (never pickle), 0600, in ``$XDG_CACHE_HOME/sockcli``.
+decide defaults (``XDG_RUNTIME_DIR``, ``HOME``), the keyword overrides, the transport
+sections of the registry, the uid and the sockcli version. Any change is a miss, and a miss
+validates in full, so an invalid file is reported on the very next run. Entries are JSON
+(never pickle), 0600, in ``$XDG_CACHE_HOME/sockcli``.
+
+:class:`CachedSettings` is the entry read back: it satisfies the same
+:class:`~sockcli.config.views.SettingsView` as the pydantic settings. Its sections are
+hand-written classes rather than ``dataclass(slots=True, frozen=True)``: this module is read
+on every ``sockcli send``, and ``import dataclasses`` costs 9.8 ms (python -X importtime,
+bytecode cached), more than ``python -c pass`` itself: 19 ms against 8 ms as processes, where
+a cached ``sockcli send`` takes 22 ms in all.
 """
 
 from __future__ import annotations
@@ -14,14 +22,19 @@ import contextlib
 import json
 import os
 
+from sockcli.exceptions import ValidationError
+
 TYPE_CHECKING = False  # read on every `sockcli send`: no typing, pathlib or hashlib
 if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
-__all__ = ["CachedSettings", "cache_file", "cache_key", "load_cached", "store_cached"]
+    from sockcli.config.views import SettingsView
 
-_FORMAT = 3  # bump when the settings gain keys: an older entry would lack them
+__all__ = ["CachedSettings", "CachedSocket", "CachedTcp", "CachedUnix", "cache_file", "cache_key",
+           "load_cached", "store_cached"]
+
+_FORMAT = 4  # bump when the settings gain keys: an older entry would lack them
 #: SOCKCLI_* variables that are not settings: they must not invalidate the cache.
 _NOT_SETTINGS = frozenset({"SOCKCLI_EVENT", "SOCKCLI_CONFIG", "SOCKCLI_DEBUG", "SOCKCLI_TOKEN",
                            "SOCKCLI_NO_CACHE"})
@@ -41,8 +54,10 @@ def _file_id(path: str | os.PathLike[str]) -> list[Any]:
     return [str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
-def cache_key(files: list[str], overrides: dict[str, Any]) -> str:
-    """Everything the validated settings depend on, as one canonical JSON text."""
+def cache_key(files: list[str], overrides: dict[str, Any],
+              registry: tuple[tuple[str, str], ...] = ()) -> str:
+    """Everything the validated settings depend on, as one canonical JSON text; ``registry``
+    is the transport sections' (name, model) pairs (:func:`sockcli.transports.registry_key`)."""
     from sockcli import __version__
 
     env = sorted((k, v) for k, v in os.environ.items()
@@ -56,6 +71,7 @@ def cache_key(files: list[str], overrides: dict[str, Any]) -> str:
         "xdg_runtime_dir": os.environ.get("XDG_RUNTIME_DIR"),
         "home": os.environ.get("HOME"),
         "overrides": sorted((k, repr(v)) for k, v in overrides.items()),
+        "registry": [list(pair) for pair in registry],
     }
     return json.dumps(material, sort_keys=True)
 
@@ -100,66 +116,146 @@ def store_cached(key: str, data: dict[str, Any]) -> None:
         os.replace(tmp, path)
 
 
+def _path(text: str) -> Path:
+    from pathlib import Path  # only for those who ask: the send path uses the text
+
+    return Path(text)
+
+
+def _optional_path(text: str | None) -> Path | None:
+    return None if text is None else _path(text)
+
+
 class _Section:
-    """One validated section, as plain attributes (what the models expose)."""
+    """One validated section as plain attributes (what the models expose), frozen as they
+    are. JSON arrays become tuples, as the models hold them; paths stay text until read."""
 
     def __init__(self, values: dict[str, Any]) -> None:
-        self.__dict__.update(values)
+        self.__dict__.update({k: tuple(v) if isinstance(v, list) else v
+                              for k, v in values.items()})
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"settings are frozen: cannot set {name!r}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.__dict__!r})"
 
     def model_dump(self) -> dict[str, Any]:
+        """The values, as JSON gave them (paths as text)."""
         return dict(self.__dict__)
 
 
-class _SocketSection(_Section):
+class CachedSocket(_Section):
+    """The top level (:class:`~sockcli.config.views.SocketView`)."""
+
+    default_timeout: float
+    buffer_size: int
+    timezone: str
+    message_queue_size: int
+    blocking_mode: bool
+    allow_client_send: bool
+    auto_reconnect: bool
+    reconnect_max_delay: float
+    receive_buffer_size: int
+    send_buffer_limit: int
+    handshake_timeout: float
+    frame_timeout: float
+    message_types: tuple[str, ...]
+
     @property
     def socket_dir(self) -> Path:
-        from pathlib import Path  # only for those who ask: the send path uses the text
-
-        return Path(self.__dict__["socket_dir_text"])
-
-    def model_dump(self) -> dict[str, Any]:
-        values = dict(self.__dict__)
-        values["socket_dir"] = values.pop("socket_dir_text")
-        return values
+        return _path(self.__dict__["socket_dir"])
 
 
-class _UnixSection(_Section):
+class CachedUnix(_Section):
+    """The ``[unix]`` section (:class:`~sockcli.config.views.UnixView`)."""
+
+    max_connections: int
     socket_permissions: str
+    auto_remove_socket: bool
+    allowed_uids: tuple[int, ...]
+    allowed_gids: tuple[int, ...]
 
     @property
     def mode(self) -> int:
         return int(self.socket_permissions, 8)
 
 
+class CachedTcp(_Section):
+    """The ``[tcp]`` section (:class:`~sockcli.config.views.TcpView`)."""
+
+    host: str
+    port: int
+    port_range_start: int
+    port_range_end: int
+    max_connections: int
+    insecure: bool
+
+    @property
+    def token_file(self) -> Path | None:
+        return _optional_path(self.__dict__["token_file"])
+
+    @property
+    def tls_cert(self) -> Path | None:
+        return _optional_path(self.__dict__["tls_cert"])
+
+    @property
+    def tls_key(self) -> Path | None:
+        return _optional_path(self.__dict__["tls_key"])
+
+    @property
+    def tls_ca(self) -> Path | None:
+        return _optional_path(self.__dict__["tls_ca"])
+
+
 class CachedSettings:
     """Settings validated on an earlier run: the same attributes as
-    :class:`~sockcli.config.models.Settings`, without importing pydantic."""
+    :class:`~sockcli.config.models.Settings`, without importing pydantic.
+
+    ``data`` is :meth:`Settings.as_json`'s: the top level under "socket", then each section;
+    a registered transport's section is a plain :class:`_Section` (its values as attributes).
+    """
+
+    socket: CachedSocket
+    unix: CachedUnix
+    tcp: CachedTcp
 
     def __init__(self, data: dict[str, Any]) -> None:
         self._data = data
-        socket = dict(data["socket"])
-        socket["socket_dir_text"] = str(socket.pop("socket_dir"))
-        self.socket = _SocketSection(socket)
-        self.unix = _UnixSection(dict(data["unix"]))
-        self.tcp = _Section(dict(data["tcp"]))
+        self.socket = CachedSocket(data["socket"])
+        self.unix = CachedUnix(data["unix"])
+        self.tcp = CachedTcp(data["tcp"])
+        self._sections: dict[str, _Section] = {"unix": self.unix, "tcp": self.tcp}
+        for name, values in data.items():
+            if name not in self._sections and name != "socket":
+                self._sections[name] = _Section(values)
+
+    def section(self, name: str) -> Any:
+        """The section ``name``; a registered transport's is a plain object with its values as
+        attributes (only the pydantic form is an instance of its model). Raises
+        ValidationError for no such section."""
+        found = self._sections.get(name)
+        if found is None:
+            raise ValidationError(f"no settings section {name!r}: the sections are "
+                                  f"{', '.join(sorted(self._sections))}")
+        return found
 
     def as_json(self) -> dict[str, Any]:
         return self._data
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, CachedSettings):
-            return self._data == other._data
-        dump = getattr(other, "model_dump", None)
-        return dump is not None and self._data == dump(mode="json")
+        as_json = getattr(other, "as_json", None)
+        return as_json is not None and self._data == as_json()
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"CachedSettings({self._data!r})"
 
-    def with_overrides(self, **overrides: Any) -> Any:
+    def with_overrides(self, **overrides: Any) -> SettingsView:
+        """Validated settings (pydantic's, now) with ``overrides`` on top; self without."""
         if not overrides:
             return self
         from sockcli.config.models import Settings
 
-        return Settings.model_validate(self._data).with_overrides(**overrides)
+        return Settings.build(self._data, overrides)

@@ -1,9 +1,22 @@
-"""Load :class:`~sockcli.config.models.Settings` with dynaconf, and explain bad values.
+"""Load the settings with dynaconf from their layers, or their cached form when nothing
+changed.
 
-Layers, last wins: the packaged defaults, the user's file, ``SOCKCLI_`` environment variables,
-keyword arguments. An invalid value becomes a :class:`~sockcli.exceptions.ValidationError`
-that names the key, the value and the layer it came from, because "input should be a valid
-integer" alone does not tell a user which of four places to fix.
+Layers, last wins: the packaged defaults, the user's file (or ``config_file``), ``SOCKCLI_``
+environment variables, keyword arguments. :meth:`~sockcli.config.models.Settings.build`
+validates and explains a bad value; this module tells it which layer the value came from.
+
+Sections come from the transport registry (:mod:`sockcli.transports`), not from a list
+here: the top level, then one table per transport, ``[unix]``, ``[tcp]`` and each registered
+transport's (``[vsock]``). A registered section is read from the same layers as the built-in
+ones (its table in the user's file, ``SOCKCLI_VSOCK__KEY`` variables, any keyword argument
+its model has), validated by its model (whose defaults apply: the packaged file knows only
+the built-in sections), cached with the rest, and read as ``settings.section("vsock")``;
+``settings.unix`` and ``settings.tcp`` stay typed attributes. Register a transport before
+its settings are loaded.
+
+Loading settings, from the cache too, makes their timezone the process's default for
+message timestamps (:func:`sockcli.timestamps.set_default_timezone`): this module imports
+the timestamp code, never the reverse.
 """
 
 from __future__ import annotations
@@ -12,6 +25,8 @@ import _thread
 import os
 
 from sockcli.exceptions import ValidationError
+from sockcli.timestamps import set_default_timezone
+from sockcli.transports import registry_key
 
 TYPE_CHECKING = False  # a cached load must not import typing, pathlib, tomllib or pydantic
 if TYPE_CHECKING:
@@ -19,21 +34,24 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
+    from sockcli.config.models import Settings
+    from sockcli.config.views import SettingsView
+
 __all__ = [
     "ENV_PREFIX",
     "apply_overrides",
-    "configured_timezone",
     "default_settings_file",
     "get_settings",
     "load_settings",
     "load_settings_data",
+    "reset_settings_cache",
     "user_settings_file",
 ]
 
 ENV_PREFIX = "SOCKCLI"
-_SECTIONS = ("unix", "tcp")
 _lock = _thread.allocate_lock()
-_cached: Any = None
+#: The shared settings, with the registry they were loaded under.
+_cached: tuple[tuple[tuple[str, str], ...], SettingsView] | None = None
 
 
 def _default_path() -> str:
@@ -70,16 +88,6 @@ def _lower(value: Any) -> Any:
     return value
 
 
-def _fields() -> dict[str | None, set[str]]:
-    from sockcli.config.models import SocketConfig, TcpSocketConfig, UnixSocketConfig
-
-    return {
-        None: set(SocketConfig.model_fields),
-        "unix": set(UnixSocketConfig.model_fields),
-        "tcp": set(TcpSocketConfig.model_fields),
-    }
-
-
 def _read_toml(path: Path) -> dict[str, Any]:
     import tomllib
 
@@ -95,8 +103,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def _check_unknown_keys(path: Path, fields: dict[str | None, set[str]]) -> None:
     """A typo in a file must not pass silently; the environment may hold unrelated SOCKCLI_*."""
     data = _read_toml(path)
+    sections = [f"[{name}]" for name in fields if name is not None]
+    listed = " and ".join(sections) if len(sections) < 3 else \
+        f"{', '.join(sections[:-1])} and {sections[-1]}"
     for key, value in data.items():
-        if key in _SECTIONS and isinstance(value, dict):
+        if key in fields and isinstance(value, dict):
             for sub in value:
                 if sub not in fields[key]:
                     raise ValidationError(
@@ -106,7 +117,7 @@ def _check_unknown_keys(path: Path, fields: dict[str | None, set[str]]) -> None:
         elif key not in fields[None]:
             raise ValidationError(
                 f"unknown setting {key} in {path}: known keys are "
-                f"{', '.join(sorted(fields[None]))}, and the sections [unix] and [tcp]"
+                f"{', '.join(sorted(fields[None]))}, and the sections {listed}"
             )
 
 
@@ -130,72 +141,26 @@ def _source(section: str | None, key: str, user_file: Path | None,
     return str(default_settings_file())
 
 
-def _split_overrides(overrides: Mapping[str, Any],
-                     fields: dict[str | None, set[str]]) -> dict[str | None, dict[str, Any]]:
-    split: dict[str | None, dict[str, Any]] = {None: {}, "unix": {}, "tcp": {}}
-    for key, value in overrides.items():
-        owners = [s for s, names in fields.items() if key in names]
-        if not owners:
-            known = sorted(set().union(*fields.values()))
-            raise ValidationError(f"unknown setting {key!r}: known settings are {', '.join(known)}")
-        for owner in owners:
-            split[owner][key] = value
-    return split
-
-
-def _validate(data: dict[str, Any], user_file: Path | None,
-              overrides: Mapping[str, Any]) -> Any:
-    import pydantic
-
-    from sockcli.config.models import Settings
-
-    fields = _fields()
-    tree: dict[str, Any] = {
-        "socket": {k: v for k, v in data.items() if k in fields[None]},
-        "unix": {k: v for k, v in dict(data.get("unix") or {}).items() if k in fields["unix"]},
-        "tcp": {k: v for k, v in dict(data.get("tcp") or {}).items() if k in fields["tcp"]},
-    }
-    split = _split_overrides(overrides, fields)
-    tree["socket"].update(split[None])
-    tree["unix"].update(split["unix"])
-    tree["tcp"].update(split["tcp"])
-    try:
-        return Settings.model_validate(tree)
-    except pydantic.ValidationError as exc:
-        err = exc.errors()[0]
-        loc = [str(p) for p in err["loc"]]
-        section = None if loc[0] == "socket" else loc[0]
-        message = str(err["msg"]).removeprefix("Value error, ")
-        if len(loc) == 1:  # a rule across keys, such as the port range order
-            raise ValidationError(f"invalid settings in [{section}]: {message}") from None
-        key = loc[1]
-        value = tree[loc[0]].get(key, "<missing>")
-        name = f"[{section}] {key}" if section else key
-        where = _source(section, key, user_file, overrides)
-        raise ValidationError(f"invalid setting {name} = {value!r} from {where}: {message}") \
-            from None
-
-
 def load_settings(config_file: str | os.PathLike[str] | None = None,
-                  **overrides: Any) -> Any:
+                  **overrides: Any) -> SettingsView:
     """Load and validate the settings; ``config_file`` replaces the user's file.
 
     Returns a frozen :class:`~sockcli.config.models.Settings`, or the same values validated on
-    an earlier run when no input changed (see :mod:`sockcli.config.cache`). Raises
-    ValidationError for an unreadable or invalid file, an invalid value anywhere, or an unknown
-    keyword.
+    an earlier run when no input changed (a :class:`~sockcli.config.cache.CachedSettings`, see
+    :mod:`sockcli.config.cache`); both are :class:`~sockcli.config.views.SettingsView`. Their
+    timezone becomes the process's default. Raises ValidationError for an unreadable or
+    invalid file, an invalid value anywhere, or an unknown keyword.
     """
     from sockcli.config import cache
 
     user_file = os.fspath(config_file) if config_file is not None else _user_path()
-    key = cache.cache_key([_default_path(), user_file], overrides)
-    cached = cache.load_cached(key)
-    if cached is not None:
-        return cached
+    key = cache.cache_key([_default_path(), user_file], overrides, registry_key())
+    settings: SettingsView | None = cache.load_cached(key)
+    if settings is not None:
+        set_default_timezone(settings.socket.timezone)
+        return settings
     settings = _load_and_validate(config_file, overrides)
-    cache.store_cached(key, {"socket": settings.socket.model_dump(mode="json"),
-                             "unix": settings.unix.model_dump(mode="json"),
-                             "tcp": settings.tcp.model_dump(mode="json")})
+    cache.store_cached(key, settings.as_json())
     return settings
 
 
@@ -203,23 +168,35 @@ def load_settings_data(config_file: str | os.PathLike[str] | None = None,
                        **overrides: Any) -> dict[str, Any]:
     """:func:`load_settings` as plain JSON values ({"socket": {...}, "unix": ..., "tcp": ...}),
     for code that must not import pathlib or pydantic when the cache is fresh."""
-    settings = load_settings(config_file, **overrides)
-    as_json = getattr(settings, "as_json", None)
-    if as_json is not None:
-        data: dict[str, Any] = as_json()
-        return data
-    return {"socket": settings.socket.model_dump(mode="json"),
-            "unix": settings.unix.model_dump(mode="json"),
-            "tcp": settings.tcp.model_dump(mode="json")}
+    return load_settings(config_file, **overrides).as_json()
+
+
+def _keep_text_variables(data: dict[str, Any]) -> None:
+    """dynaconf parses variables as TOML, so ``SOCKCLI_UNIX__SOCKET_PERMISSIONS=0o640``
+    became the integer 416, i.e. mode 0416: a setting whose type is text takes the
+    variable's text as it is."""
+    from sockcli.config.models import SocketConfig, section_models
+
+    parts: dict[str | None, Any] = {None: SocketConfig}
+    parts.update(section_models())
+    for part, model in parts.items():
+        for key, field in model.model_fields.items():
+            raw = os.environ.get(_env_name(part, key)) if field.annotation is str else None
+            if raw is not None:
+                holder = data.setdefault(part, {}) if part is not None else data
+                if isinstance(holder, dict):
+                    holder[key] = raw
 
 
 def _load_and_validate(config_file: str | os.PathLike[str] | None,
-                       overrides: Mapping[str, Any]) -> Any:
+                       overrides: Mapping[str, Any]) -> Settings:
     from pathlib import Path
 
     from dynaconf import Dynaconf
 
-    fields = _fields()
+    from sockcli.config.models import Settings, section_fields
+
+    fields = section_fields()
     user_file = Path(config_file) if config_file is not None else user_settings_file()
     if config_file is not None and not user_file.is_file():
         raise ValidationError(f"settings file {user_file} does not exist")
@@ -239,44 +216,35 @@ def _load_and_validate(config_file: str | os.PathLike[str] | None,
         data = _lower(dyn.as_dict())
     except Exception as exc:  # dynaconf raises assorted errors for unparsable input
         raise ValidationError(f"cannot load settings: {exc}") from None
-    # dynaconf parses variables as TOML, so "0o640" became the integer 416, i.e. mode 0416:
-    # a mode is octal text, so validate the variable's raw string instead.
-    raw_mode = os.environ.get(_env_name("unix", "socket_permissions"))
-    if raw_mode is not None:
-        data.setdefault("unix", {})["socket_permissions"] = raw_mode
-    return _validate(data, user_file, overrides)
+    _keep_text_variables(data)
+    tree = {"socket": data, **{name: data.get(name) for name in fields if name is not None}}
+
+    def where(section: str | None, key: str) -> str:
+        return _source(section, key, user_file, overrides)
+
+    return Settings.build(tree, overrides, where)
 
 
-def get_settings() -> Any:
-    """The default settings of this process, loaded once and shared."""
+def get_settings() -> SettingsView:
+    """The default settings of this process, loaded once and shared (and again after a
+    transport was registered or removed, whose section they would lack or keep)."""
     global _cached
     with _lock:
-        if _cached is None:
-            _cached = load_settings()
-        return _cached
+        registry = registry_key()
+        if _cached is None or _cached[0] != registry:
+            _cached = (registry, load_settings())
+        return _cached[1]
 
 
 def reset_settings_cache() -> None:
-    """Forget the shared settings (after the environment or a file changed)."""
+    """Forget the shared settings (after the environment or a file changed), and the default
+    timezone they set: "local" until settings are loaded again."""
     global _cached
     with _lock:
         _cached = None
+        set_default_timezone(None)
 
 
-def configured_timezone() -> str:
-    """The timezone name messages are stamped in."""
-    return str(get_settings().socket.timezone)
-
-
-def apply_overrides(settings: Any, overrides: Mapping[str, Any]) -> Any:
-    """Validate ``overrides`` on top of already loaded settings (see Settings.with_overrides)."""
-    if not overrides:
-        return settings
-    from sockcli.config.models import Settings
-
-    data: dict[str, Any] = settings.socket.model_dump()
-    data["unix"] = settings.unix.model_dump()
-    data["tcp"] = settings.tcp.model_dump()
-    result = _validate(data, None, overrides)
-    assert isinstance(result, Settings)
-    return result
+def apply_overrides(settings: SettingsView, overrides: Mapping[str, Any]) -> SettingsView:
+    """Validate ``overrides`` on top of already loaded settings (``settings.with_overrides``)."""
+    return settings.with_overrides(**overrides)

@@ -1,14 +1,35 @@
-"""Pydantic models of the settings, with the ranges that keep a hub safe and useful."""
+"""Pydantic models of the settings, with the ranges that keep a hub safe and useful, and
+:meth:`Settings.build`, the one place raw values become settings.
+
+Raw values come from four layers (files, variables, keywords, see
+:mod:`sockcli.config.loader`) and from the cache; whichever it is, a bad value is refused
+here, with the key, the value and where it came from, because "input should be a valid
+integer" alone does not tell a user which of four places to fix. The sections besides the
+top level are those of the transport registry (:mod:`sockcli.transports`): ``unix`` and
+``tcp`` are typed fields of :class:`Settings`, a registered transport's section is reached
+with :meth:`Settings.section`.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-__all__ = ["Settings", "SocketConfig", "TcpSocketConfig", "UnixSocketConfig", "default_socket_dir"]
+from sockcli.exceptions import ValidationError
+from sockcli.timestamps import resolve_timezone, set_default_timezone
+from sockcli.transports import transports
+
+__all__ = ["Settings", "SocketConfig", "TcpSocketConfig", "UnixSocketConfig", "default_socket_dir",
+           "section_fields", "section_models"]
+
+#: Where a bad value came from, for its error: (section or None for the top level, key) to
+#: text such as "environment variable SOCKCLI_TCP__PORT".
+Where = Callable[[str | None, str], str]
 
 
 def default_socket_dir() -> Path:
@@ -105,9 +126,6 @@ class SocketConfig(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        from sockcli.exceptions import ValidationError
-        from sockcli.types import resolve_timezone
-
         try:
             resolve_timezone(value)
         except ValidationError as exc:
@@ -192,14 +210,138 @@ class TcpSocketConfig(BaseModel):
         return self
 
 
+def section_models() -> dict[str, type[BaseModel]]:
+    """The model of each transport section, by section name, in the registry's order
+    (transports without a section of their own have none)."""
+    models: dict[str, type[BaseModel]] = {}
+    for transport in transports():
+        model = transport.model_class()
+        if transport.section is not None and model is not None:
+            models[transport.section] = model
+    return models
+
+
+def section_fields() -> dict[str | None, set[str]]:
+    """The keys of the top level (None) and of each section."""
+    fields: dict[str | None, set[str]] = {None: set(SocketConfig.model_fields)}
+    fields.update((name, set(model.model_fields)) for name, model in section_models().items())
+    return fields
+
+
+def _split_overrides(overrides: Mapping[str, Any],
+                     fields: dict[str | None, set[str]]) -> dict[str | None, dict[str, Any]]:
+    """Flat keywords by the part that owns each; a key of several sections goes to each."""
+    split: dict[str | None, dict[str, Any]] = {part: {} for part in fields}
+    for key, value in overrides.items():
+        owners = [part for part, names in fields.items() if key in names]
+        if not owners:
+            known = sorted(set().union(*fields.values()))
+            raise ValidationError(f"unknown setting {key!r}: known settings are {', '.join(known)}")
+        for owner in owners:
+            split[owner][key] = value
+    return split
+
+
+def _validated(model: type[BaseModel], section: str | None, raw: dict[str, Any],
+               where: Where) -> BaseModel:
+    try:
+        return model.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        err = exc.errors()[0]
+        message = str(err["msg"]).removeprefix("Value error, ")
+        if not err["loc"]:  # a rule across keys, such as the port range order
+            part = f" in [{section}]" if section else ""
+            raise ValidationError(f"invalid settings{part}: {message}") from None
+        key = str(err["loc"][0])
+        value = raw.get(key, "<missing>")
+        name = f"[{section}] {key}" if section else key
+        raise ValidationError(f"invalid setting {name} = {value!r} from "
+                              f"{where(section, key)}: {message}") from None
+
+
+def _keyword_source(overrides: Mapping[str, Any]) -> Where:
+    """Where a bad value came from when settings already validated get new keywords: only
+    the keywords are new, so anything else is named as the settings in general."""
+    def where(section: str | None, key: str) -> str:
+        return f"keyword argument {key}=" if key in overrides else "the settings"
+    return where
+
+
 class Settings(BaseModel):
-    """Everything a hub or client needs: the shared keys and both transport sections."""
+    """Everything a hub or client needs: the shared keys and every transport's section.
+
+    The built-in sections are typed fields (``settings.unix``, ``settings.tcp``); every
+    section, a registered transport's too, is ``settings.section(name)``.
+    """
 
     model_config = _MODEL
 
     socket: SocketConfig = Field(default_factory=SocketConfig)
     unix: UnixSocketConfig = Field(default_factory=UnixSocketConfig)
     tcp: TcpSocketConfig = Field(default_factory=TcpSocketConfig)
+    #: The sections of registered transports, which are not fields (defaults unless built).
+    _extra: dict[str, BaseModel] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        # build() hands over the validated sections; anywhere else they take their defaults.
+        given = context.get("sections", {}) if isinstance(context, dict) else {}
+        self._extra = {name: given[name] if name in given else model()
+                       for name, model in section_models().items()
+                       if name not in type(self).model_fields}
+
+    @classmethod
+    def build(cls, tree: Mapping[str, Any], overrides: Mapping[str, Any] | None = None,
+              where: Where | None = None) -> Settings:
+        """Validate ``tree`` ({"socket": {...}, section: {...}}: keys of other parts are
+        ignored, missing ones take their defaults) with flat keyword ``overrides`` on top,
+        and make the result's timezone the process's default (:mod:`sockcli.timestamps`).
+
+        ``where(section, key)`` names the source of a bad value; by default a keyword
+        argument. Raises ValidationError naming the key, the value and the source, or for an
+        unknown keyword (a key of several sections, ``max_connections``, applies to each).
+        """
+        overrides = overrides or {}
+        source = where or _keyword_source(overrides)
+        fields = section_fields()
+        split = _split_overrides(overrides, fields)
+        models: dict[str | None, type[BaseModel]] = {None: SocketConfig}
+        models.update(section_models())
+        parts: dict[str, BaseModel] = {}
+        for part, model in models.items():
+            given = tree.get(part or "socket") or {}
+            if not isinstance(given, Mapping):
+                raise ValidationError(f"invalid settings section [{part}]: it must be a "
+                                      f"table of keys, not {type(given).__name__}")
+            raw = {k: v for k, v in given.items() if k in fields[part]}
+            raw.update(split[part])
+            parts[part or "socket"] = _validated(model, part, raw, source)
+        typed = {name: value for name, value in parts.items() if name in cls.model_fields}
+        settings = cls.model_validate(typed, context={"sections": parts})
+        set_default_timezone(settings.socket.timezone)
+        return settings
+
+    def section(self, name: str) -> Any:
+        """The section of the transport settings ``name`` (``"unix"``, ``"tcp"`` or a
+        registered transport's), an instance of its model. Raises ValidationError for a name
+        that is no section."""
+        if name != "socket" and name in type(self).model_fields:
+            return getattr(self, name)
+        found = self._extra.get(name)
+        if found is not None:
+            return found
+        known = section_models()
+        if name in known:
+            raise ValidationError(f"settings section {name!r} was registered after these "
+                                  "settings were made: load them again")
+        raise ValidationError(f"no settings section {name!r}: the sections are "
+                              f"{', '.join(sorted(known))}")
+
+    def as_json(self) -> dict[str, Any]:
+        """Every part as JSON values: {"socket": {...}, "unix": {...}, "tcp": {...}, ...}."""
+        data = {"socket": self.socket.model_dump(mode="json")}
+        for name in section_models():
+            data[name] = self.section(name).model_dump(mode="json")
+        return data
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with flat keyword overrides applied to whichever section owns each key.
@@ -207,7 +349,9 @@ class Settings(BaseModel):
         ``max_connections`` applies to both transport sections. Unknown keys are a
         ValidationError listing the accepted ones.
         """
-        from sockcli.config.loader import apply_overrides
-
-        result: Settings = apply_overrides(self, overrides)
-        return result
+        if not overrides:
+            return self
+        tree = {"socket": self.socket.model_dump()}
+        for name in section_models():
+            tree[name] = self.section(name).model_dump()
+        return self.build(tree, overrides)

@@ -15,7 +15,7 @@ import os
 import socket
 import threading
 from abc import abstractmethod
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sockcli.exceptions import SocketError, ValidationError
 from sockcli.hub.admission import Admission
@@ -27,6 +27,9 @@ from sockcli.protocol import frames as fr
 from sockcli.runtime import HubLock, HubRecord, ensure_socket_dir
 from sockcli.types import SocketMessage, SocketType, validate_event_name
 
+if TYPE_CHECKING:
+    from sockcli.config.views import SettingsView
+
 __all__ = ["HubServer"]
 
 log = logging.getLogger("sockcli.hub")
@@ -37,7 +40,7 @@ class HubServer(SocketServer):
 
     transport: ClassVar[SocketType]
 
-    def __init__(self, event_name: str, *, settings: Any = None,
+    def __init__(self, event_name: str, *, settings: SettingsView | None = None,
                  config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> None:
         from sockcli.config.loader import get_settings, load_settings
 
