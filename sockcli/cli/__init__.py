@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from sockcli.cli.errors import EXIT_INTERRUPTED, CliError, from_library
+from sockcli.cli.errors import EXIT_INTERRUPTED, CliError, UsageError, from_library
 from sockcli.exceptions import SocketError
 
 __all__ = ["main"]
@@ -35,8 +35,11 @@ def main(argv: list[str] | None = None) -> int:
 
             plan = parse_fast_send(args)
             if plan is not None:
-                run_send(plan)
-                return 0
+                try:
+                    run_send(plan)
+                    return 0
+                except UsageError:
+                    pass  # click reports it, usage text and all, as it does the others
             return _run_click(args, debug)
         except CliError as exc:
             if debug and not exc.reported:

@@ -1,12 +1,19 @@
-"""The ``sockcli`` command group: global options, and the commands loaded on demand."""
+"""The ``sockcli`` command group: global options, and the commands loaded on demand.
+
+The global options are entries of :mod:`sockcli.cli.sendopts`, because the fast path of
+``sockcli send`` parses them too; their values become the CliState's fields of the same names.
+"""
 
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import click
 
 from sockcli import __version__
+from sockcli.cli.options import options_from
+from sockcli.cli.sendopts import GLOBAL_OPTIONS
 from sockcli.cli.state import CliState
 
 __all__ = ["cli"]
@@ -38,17 +45,9 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"],
                                               "max_content_width": 100})
 @click.version_option(__version__, "-V", "--version", prog_name="sockcli")
-@click.option("-v", "--verbose", count=True, help="Say more on stderr (repeat for debug logs).")
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing on stderr but errors.")
-@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), metavar="FILE",
-              envvar="SOCKCLI_CONFIG", help="Settings file to use instead of "
-              "$XDG_CONFIG_HOME/sockcli/settings.toml.")
-@click.option("--socket-dir", type=click.Path(file_okay=False), metavar="DIR",
-              help="Where hubs keep their sockets [default: $XDG_RUNTIME_DIR/sockcli].")
+@options_from(GLOBAL_OPTIONS)
 @click.pass_context
-def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool, config_file: str | None,
-        socket_dir: str | None) -> None:
+def cli(ctx: click.Context, /, **values: Any) -> None:
     """Messaging between processes for shell scripts: hubs, senders and listeners.
 
     \b
@@ -63,8 +62,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool, config_file:
     before --count, 130 interrupted.
     See 'man sockcli'.
     """
-    state = CliState(config_file=config_file, socket_dir=socket_dir, verbose=verbose,
-                     quiet=quiet, debug=debug)
+    state = CliState(**values)
     state.configure_logging()
     ctx.obj = state
 

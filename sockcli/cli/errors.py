@@ -46,6 +46,7 @@ __all__ = [
     "NotAcknowledgedError",
     "NotAllowedError",
     "TimedOutError",
+    "UsageError",
     "from_library",
 ]
 
@@ -76,6 +77,14 @@ class CliError(Exception):
         if not self.reported:
             sys.stderr.write(f"sockcli: error: {self.message}\n")
             sys.stderr.flush()
+
+
+class UsageError(CliError):
+    """Bad usage that only the settings reveal (a ``--type`` they do not configure), found
+    by the fast path of ``send`` after parsing: :func:`sockcli.cli.main` then has click parse
+    the line, to report it in click's words like any other usage error."""
+
+    exit_code = 2
 
 
 class NoEventError(CliError):

@@ -14,13 +14,15 @@ import click
 
 from sockcli.cli.errors import NoHubError, TimedOutError, from_library
 from sockcli.cli.options import (
-    MESSAGE_TYPES,
+    MessageTypeChoice,
+    click_option,
     client_security_options,
     connect_option,
     event_argument,
     json_option,
 )
 from sockcli.cli.render import MessagePrinter, is_terminal
+from sockcli.cli.sendopts import WAIT_OPTION
 from sockcli.cli.state import CliState
 from sockcli.exceptions import (
     AuthenticationError,
@@ -35,8 +37,9 @@ __all__ = ["listen"]
 
 @click.command()
 @event_argument
-@click.option("-t", "--type", "types", type=MESSAGE_TYPES, multiple=True,
-              help="Only messages of this type (repeatable); filtered by the hub.")
+@click.option("-t", "--type", "types", type=MessageTypeChoice(), multiple=True, metavar="TYPE",
+              help="Only messages of this type (repeatable: data, error, control, or one the "
+                   "message_types setting adds); filtered by the hub.")
 @click.option("-n", "--count", type=click.IntRange(min=1), metavar="N",
               help="Exit 0 after N messages.")
 @click.option("--timeout", type=click.FloatRange(min=0), metavar="SECONDS",
@@ -44,14 +47,13 @@ __all__ = ["listen"]
 @click.option("--name", metavar="NAME", help="Name this listener, for 'send --to NAME'.")
 @click.option("--no-reconnect", is_flag=True,
               help="Exit 69 when no hub is running or it goes away, instead of waiting for it.")
-@click.option("--wait", "wait_s", type=click.FloatRange(0, 3600), default=1.0, show_default=True,
-              metavar="SECONDS", help="With --no-reconnect: how long to wait for the hub.")
+@click_option(WAIT_OPTION, help="With --no-reconnect: how long to wait for the hub.")
 @json_option
 @connect_option
 @client_security_options
 @click.pass_obj
 def listen(state: CliState, event: str | None, types: tuple[str, ...], count: int | None,
-           timeout: float | None, name: str | None, no_reconnect: bool, wait_s: float,
+           timeout: float | None, name: str | None, no_reconnect: bool, wait: float,
            as_json: bool, connect: tuple[str, int] | None) -> None:
     """Print the messages of EVENT's hub, one JSON line each (rich text on a terminal).
 
@@ -73,7 +75,7 @@ def listen(state: CliState, event: str | None, types: tuple[str, ...], count: in
         if state.verbose and not no_reconnect:
             state.info(f"waiting for messages of {event_name!r}")
         try:
-            client.connect(timeout=min(wait_s, _left(deadline)) if no_reconnect
+            client.connect(timeout=min(wait, _left(deadline)) if no_reconnect
                            else _left(deadline))
         except (MaxConnectionsError, AuthenticationError):  # waiting longer will not help
             raise

@@ -1,17 +1,140 @@
-"""Options and arguments several commands share, as decorators."""
+"""Options and arguments several commands share, as decorators, and the click form of the
+option tables in :mod:`sockcli.cli.sendopts`.
+
+The tables are the declaration; here each entry becomes a ``click.option`` (its kind says
+which click type), so the group, ``send`` and the commands that connect to hubs take exactly
+the options the fast path of ``send`` parses, with the same ranges and defaults.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import click
 
-from sockcli.cli.state import parse_hostport
+from sockcli.cli.sendopts import (
+    BUILTIN_MESSAGE_TYPES,
+    CONNECT_OPTION,
+    COUNT,
+    DIR,
+    FILE,
+    FLAG,
+    HOSTPORT,
+    MESSAGE_TYPE,
+    SECONDS,
+    SECURITY_OPTIONS,
+    TEXT,
+    Option,
+    message_type_choices,
+    parse_hostport,
+    unknown_message_type,
+)
+from sockcli.cli.state import CliState
 
-__all__ = ["MESSAGE_TYPES", "client_security_options", "complete_events", "connect_option",
-           "event_argument", "json_option", "token_file_option"]
+__all__ = ["HostPort", "MessageTypeChoice", "click_option", "client_security_options",
+           "complete_events", "connect_option", "event_argument", "json_option",
+           "options_from"]
 
-MESSAGE_TYPES = click.Choice(["data", "error", "control"], case_sensitive=False)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class MessageTypeChoice(click.ParamType[str]):
+    """A message type: data, error, control, or one that the ``message_types`` setting adds.
+
+    The settings are those of the command line (its --config and --socket-dir), read only for
+    a name that is not built in; completion offers every valid name.
+    """
+
+    name = "type"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> str:
+        text = str(value).lower()
+        if text in BUILTIN_MESSAGE_TYPES:
+            return text
+        choices = message_type_choices(self._configured(ctx))  # a bad config: exit 78
+        if text not in choices:
+            self.fail(unknown_message_type(str(value), choices), param, ctx)
+        return text
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter,
+                       incomplete: str) -> list[Any]:
+        from click.shell_completion import CompletionItem
+
+        try:
+            configured = self._configured(ctx)
+        except Exception:  # completion must never print a traceback into the user's shell
+            configured = ()
+        return [CompletionItem(name) for name in message_type_choices(configured)
+                if name.startswith(incomplete.lower())]
+
+    @staticmethod
+    def _configured(ctx: click.Context | None) -> tuple[str, ...]:
+        if ctx is None:
+            return ()
+        return tuple(CliState.of(ctx).settings().socket.message_types)
+
+
+class HostPort(click.ParamType[tuple[str, int]]):
+    """HOST:PORT (or [v6]:PORT), as (host, port)."""
+
+    name = "host:port"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> tuple[str, int]:
+        if isinstance(value, tuple):
+            return value
+        parsed = parse_hostport(str(value))
+        if parsed is None:
+            self.fail(f"{value!r} is not HOST:PORT (for example 127.0.0.1:47800)", param, ctx)
+        return parsed
+
+
+def _click_type(option: Option) -> click.ParamType[Any] | None:
+    kind = option.kind
+    if kind == SECONDS:
+        return click.FloatRange(option.low, option.high)
+    if kind == FILE:
+        return click.Path(dir_okay=False)
+    if kind == DIR:
+        return click.Path(file_okay=False)
+    if kind == MESSAGE_TYPE:
+        return MessageTypeChoice()
+    if kind == HOSTPORT:
+        return HostPort()
+    if kind in (TEXT, FLAG, COUNT):
+        return None
+    raise ValueError(f"no click type for options of kind {kind!r}")
+
+
+def click_option(option: Option, **extra: Any) -> Callable[[F], F]:
+    """The ``click.option`` of a table entry (``extra``: click-only arguments, or another
+    help text for a command that reuses the entry)."""
+    kwargs: dict[str, Any] = {"help": option.help, "default": option.default,
+                              "show_default": option.show_default}
+    if option.kind == FLAG:
+        kwargs["is_flag"] = True
+    elif option.kind == COUNT:
+        kwargs["count"] = True
+    else:
+        kwargs.update(metavar=option.metavar, type=_click_type(option))
+    if option.envvar is not None:
+        kwargs["envvar"] = option.envvar
+    kwargs.update(extra)
+    return click.option(*option.flags, option.dest, **kwargs)
+
+
+def options_from(options: Iterable[Option], **extra: Any) -> Callable[[F], F]:
+    """The options of a table, in its order (in help too), as one decorator."""
+    decorators = [click_option(option, **extra) for option in options]
+
+    def apply(command: F) -> F:
+        for decorator in reversed(decorators):  # as stacked decorators apply, bottom first
+            command = decorator(command)
+        return command
+
+    return apply
 
 
 def complete_events(ctx: click.Context, param: click.Parameter,
@@ -20,13 +143,9 @@ def complete_events(ctx: click.Context, param: click.Parameter,
     from click.shell_completion import CompletionItem
 
     try:
-        from sockcli.cli.state import CliState
         from sockcli.client.discovery import running_hubs
 
-        root = ctx.find_root()
-        state = CliState(config_file=root.params.get("config_file"),
-                         socket_dir=root.params.get("socket_dir"))
-        hubs = running_hubs(state.settings().socket.socket_dir)
+        hubs = running_hubs(CliState.of(ctx).settings().socket.socket_dir)
     except Exception:  # completion must never print a traceback into the user's shell
         return []
     return [CompletionItem(h.event_name, help=f"{h.transport.value} {h.address}")
@@ -36,9 +155,7 @@ def complete_events(ctx: click.Context, param: click.Parameter,
 event_argument = click.argument("event", required=False, metavar="[EVENT]",
                                 shell_complete=complete_events)
 
-connect_option = click.option(
-    "--connect", metavar="HOST:PORT", callback=parse_hostport,
-    help="Reach a TCP hub at HOST:PORT (another machine) instead of finding it by name.")
+connect_option = click_option(CONNECT_OPTION)
 
 json_option = click.option(
     "--json", "as_json", is_flag=True,
@@ -48,27 +165,12 @@ json_option = click.option(
 def _to_state(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
     """Keep the option in the CliState: commands, the remote-event probe and the send plan
     all read it there."""
-    from sockcli.cli.state import CliState
-
     if value is not None:
         state = ctx.find_object(CliState)
         if state is not None:
             setattr(state, str(param.name), value)
 
 
-token_file_option = click.option(
-    "--token-file", metavar="FILE", type=click.Path(dir_okay=False), expose_value=False,
-    callback=_to_state,
-    help="Read the shared token of TCP hubs from FILE (mode 0600) [default: $SOCKCLI_TOKEN, "
-         "else the token_file setting].")
-
-tls_ca_option = click.option(
-    "--tls-ca", metavar="FILE", type=click.Path(dir_okay=False), expose_value=False,
-    callback=_to_state,
-    help="Speak TLS to TCP hubs, trusting the CA certificates in FILE (PEM) [default: the "
-         "tls_ca setting].")
-
-
-def client_security_options(command: Any) -> Any:
-    """--token-file and --tls-ca, for the commands that connect to hubs."""
-    return token_file_option(tls_ca_option(command))
+#: --token-file and --tls-ca, for the commands that connect to hubs.
+client_security_options = options_from(SECURITY_OPTIONS, expose_value=False,
+                                       callback=_to_state)

@@ -1,11 +1,12 @@
 """What ``sockcli send`` does, without click: shell loops start it once per event, so its
 start-up is most of its cost (docs/PERFORMANCE.md).
 
-:func:`parse_fast_send` reads the common command lines itself and returns None for anything
-else (help, an unknown or malformed option, a bad value), which then goes through click, whose
-``send`` command (:mod:`sockcli.cli.send`) builds the same :class:`SendPlan`. Either way
-:func:`run_send` does the work. Only os, sys, json, socket, msgpack and sockcli's light modules
-are imported on this path.
+:func:`parse_fast_send` reads the common command lines itself, with the option tables of
+:mod:`sockcli.cli.sendopts`, and returns None for anything else (help, an unknown or malformed
+option, a bad value), which then goes through click, whose ``send`` command
+(:mod:`sockcli.cli.send`) is built from the same tables and makes the same :class:`SendPlan`.
+Either way :func:`run_send` does the work. Only os, sys, json, socket, msgpack and sockcli's
+light modules are imported on this path.
 """
 
 from __future__ import annotations
@@ -19,52 +20,66 @@ from sockcli.cli.errors import (
     DataError,
     NoEventError,
     NoHubError,
+    UsageError,
     from_library,
 )
+from sockcli.cli.sendopts import (
+    BUILTIN_MESSAGE_TYPES,
+    CLIENT_OPTIONS,
+    COUNT,
+    EVENT_ENVVAR,
+    EXCLUSIVE,
+    GLOBAL_OPTIONS,
+    PLAN_OPTIONS,
+    SEND_OPTIONS,
+    event_or_env,
+    message_type_choices,
+    unknown_message_type,
+)
 from sockcli.exceptions import HubAbsentError, MessageError, SocketError
+from sockcli.rules import validate_event_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
     from typing import Any
 
+    from sockcli.cli.sendopts import Option
     from sockcli.client.oneshot import Sender
 
-__all__ = ["MESSAGE_TYPES", "SendPlan", "parse_fast_send", "parse_object", "pick_event",
+__all__ = ["SendPlan", "check_message_type", "parse_fast_send", "parse_object", "pick_event",
            "run_send"]
-
-MESSAGE_TYPES = ("data", "error", "control")
 
 
 class SendPlan:
-    """Everything ``sockcli send`` was asked to do."""
+    """Everything ``sockcli send`` was asked to do: EVENT, and one attribute for each entry of
+    :data:`~sockcli.cli.sendopts.PLAN_OPTIONS`, named by its ``dest`` and defaulting to its
+    default. Both parsers make one; :func:`run_send` carries it out."""
 
-    __slots__ = ("config_file", "connect", "data_text", "debug", "event", "lines",
-                 "message_type", "quiet", "socket_dir", "timeout", "tls_ca", "to",
-                 "token_file", "verbose", "wait")
+    __slots__ = ("event", *(option.dest for option in PLAN_OPTIONS))
 
-    def __init__(self, *, event: str | None = None, lines: bool = False,
-                 data_text: str | None = None, message_type: str = "data",
-                 to: str | None = None, wait: float = 1.0, timeout: float | None = None,
-                 connect: tuple[str, int] | None = None, config_file: str | None = None,
-                 socket_dir: str | None = None, verbose: int = 0, quiet: bool = False,
-                 debug: bool = False, token_file: str | None = None,
-                 tls_ca: str | None = None) -> None:
+    event: str | None
+    verbose: int
+    quiet: bool
+    debug: bool
+    config_file: str | None
+    socket_dir: str | None
+    lines: bool
+    data_text: str | None
+    message_type: str
+    to: str | None
+    wait: float
+    timeout: float | None
+    connect: tuple[str, int] | None
+    token_file: str | None  # as given: made absolute when read
+    tls_ca: str | None
+
+    def __init__(self, *, event: str | None = None, **values: Any) -> None:
         self.event = event
-        self.lines = lines
-        self.data_text = data_text
-        self.message_type = message_type
-        self.to = to
-        self.wait = wait
-        self.timeout = timeout
-        self.connect = connect
-        self.config_file = config_file
-        self.socket_dir = socket_dir
-        self.verbose = verbose
-        self.quiet = quiet
-        self.debug = debug
-        self.token_file = token_file  # as given: made absolute when read
-        self.tls_ca = tls_ca
+        for option in PLAN_OPTIONS:
+            setattr(self, option.dest, values.pop(option.dest, option.default))
+        if values:
+            raise TypeError(f"SendPlan has no {', '.join(sorted(values))}")
 
     def _values(self) -> tuple[object, ...]:
         return tuple(getattr(self, name) for name in self.__slots__)
@@ -80,92 +95,77 @@ class SendPlan:
 
 # -- the fast command line --------------------------------------------------------------------
 
-_GLOBAL_FLAGS = {"-v": "verbose", "--verbose": "verbose", "-q": "quiet", "--quiet": "quiet",
-                 "--debug": "debug"}
-_GLOBAL_VALUES = {"--config": "config_file", "--socket-dir": "socket_dir"}
-_SEND_FLAGS = {"--lines": "lines"}
-_SEND_VALUES = {"-d": "data_text", "--data": "data_text", "-t": "message_type",
-                "--type": "message_type", "--to": "to", "--wait": "wait",
-                "--timeout": "timeout", "--connect": "connect", "--token-file": "token_file",
-                "--tls-ca": "tls_ca"}
+def _by_flag(options: Iterable[Option]) -> dict[str, Option]:
+    return {flag: option for option in options for flag in option.flags}
 
 
-def _float_in(text: str, low: float, high: float) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if low <= value <= high else None
-
-
-def parse_hostport(value: str) -> tuple[str, int] | None:
-    """HOST:PORT (or [v6]:PORT), or None if it is not one."""
-    host, sep, port = value.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        return None
-    return host, int(port)
-
-
-def _convert(key: str, text: str) -> object | None:
-    """The option's value, or None when click should be the one to explain the problem."""
-    if key == "message_type":
-        return text.lower() if text.lower() in MESSAGE_TYPES else None
-    if key == "wait":
-        return _float_in(text, 0, 3600)
-    if key == "timeout":
-        return _float_in(text, 0.001, 86400)
-    if key == "connect":
-        return parse_hostport(text)
-    return text
+_GLOBAL_FLAGS = _by_flag(GLOBAL_OPTIONS)
+_SEND_FLAGS = _by_flag(SEND_OPTIONS + CLIENT_OPTIONS)
 
 
 def parse_fast_send(argv: list[str]) -> SendPlan | None:
-    """A SendPlan for a well-formed ``[global options] send ...`` line, else None."""
-    from sockcli.rules import validate_event_name
-
-    values: dict[str, Any] = {"verbose": 0}
-    i, n, in_send = 0, len(argv), False
+    """A SendPlan for a well-formed ``[global options] send ...`` line, else None: then click
+    parses the line (help, another command, an unknown option or a bad value)."""
+    values: dict[str, Any] = {}
+    flags, in_send = _GLOBAL_FLAGS, False
+    i, n = 0, len(argv)
     while i < n:
         arg = argv[i]
-        name, eq, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
-        flags = _SEND_FLAGS if in_send else _GLOBAL_FLAGS
-        options = _SEND_VALUES if in_send else _GLOBAL_VALUES
+        i += 1
         if not in_send and arg == "send":
-            in_send = True
-        elif name in flags and not eq:
-            key = flags[name]
-            values[key] = values[key] + 1 if key == "verbose" else True
-        elif name in options:
+            flags, in_send = _SEND_FLAGS, True
+            continue
+        name, eq, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        option = flags.get(name)
+        if option is None:
+            if in_send and not arg.startswith("-") and "event" not in values:
+                values["event"] = arg
+                continue
+            return None  # help, version, another command, anything unusual: click decides
+        if not option.takes_value:
             if eq:
-                text = inline
-            elif i + 1 < n:
-                i += 1
-                text = argv[i]
-            else:
                 return None
-            value = _convert(options[name], text)
+            values[option.dest] = values.get(option.dest, 0) + 1 if option.kind == COUNT \
+                else True
+            continue
+        if eq:
+            text = inline
+        elif i < n:
+            text = argv[i]
+            i += 1
+        else:
+            return None
+        value = option.convert(text)
+        if value is None:
+            return None
+        values[option.dest] = value
+    if not in_send or any(a.dest in values and b.dest in values for a, b in EXCLUSIVE):
+        return None
+    for option in PLAN_OPTIONS:
+        if option.envvar and option.dest not in values and os.environ.get(option.envvar):
+            value = option.convert(os.environ[option.envvar])
             if value is None:
                 return None
-            values[options[name]] = value
-        elif in_send and not arg.startswith("-") and "event" not in values:
-            values["event"] = arg
-        else:
-            return None  # help, version, another command, anything unusual: click decides
-        i += 1
-    if not in_send or (values.get("lines") and "data_text" in values):
-        return None
-    event = values.get("event")
-    if event is None and os.environ.get("SOCKCLI_EVENT"):
-        event = os.environ["SOCKCLI_EVENT"]
+            values[option.dest] = value
+    event, _ = event_or_env(values.pop("event", None))
     if event is not None:
         try:
-            values["event"] = validate_event_name(event)
+            validate_event_name(event)
         except SocketError:
             return None
-    if "config_file" not in values and os.environ.get("SOCKCLI_CONFIG"):
-        values["config_file"] = os.environ["SOCKCLI_CONFIG"]
-    return SendPlan(**values)
+    return SendPlan(event=event, **values)
+
+
+def check_message_type(name: str, configured: Iterable[str] | None) -> None:
+    """Register the configured message types (``message_types``); a UsageError if ``name`` is
+    neither one of them nor a built-in type."""
+    from sockcli.kinds import register_message_types
+
+    register_message_types(configured)
+    if name not in BUILTIN_MESSAGE_TYPES:
+        choices = message_type_choices(configured)
+        if name not in choices:
+            raise UsageError(f"--type: {unknown_message_type(name, choices)}")
 
 
 # -- input ------------------------------------------------------------------------------------
@@ -241,7 +241,7 @@ def pick_event(socket_dir: str) -> str:
                            "a hub with 'sockcli serve EVENT'")
     names = ", ".join(h.event_name for h in hubs)
     raise NoEventError(f"no EVENT given and {len(hubs)} hubs are running ({names}): name "
-                       "one, or set SOCKCLI_EVENT")
+                       f"one, or set {EVENT_ENVVAR}")
 
 
 def _info(plan: SendPlan, text: str) -> None:
@@ -251,15 +251,17 @@ def _info(plan: SendPlan, text: str) -> None:
 
 def run_send(plan: SendPlan) -> None:
     """Send what the plan says; raise a CliError (with its exit status) when that fails."""
+    settings = _settings(plan)
+    sock_cfg = settings["socket"]
+    # Before reading any input: a --type the settings do not know is a usage error.
+    check_message_type(plan.message_type, sock_cfg.get("message_types"))
     single: dict[str, Any] | None = None
     if plan.data_text is not None:
         single = parse_object(plan.data_text, "--data")
     elif not plan.lines:
         single = parse_object(sys.stdin.buffer.read(), "stdin")
-    settings = _settings(plan)
-    sock_cfg = settings["socket"]
     socket_dir = str(sock_cfg["socket_dir"])
-    event = plan.event or os.environ.get("SOCKCLI_EVENT") or None
+    event = plan.event
     if event is None and plan.connect is None:
         event = pick_event(socket_dir)
     timeout = plan.timeout if plan.timeout is not None else float(sock_cfg["default_timeout"])

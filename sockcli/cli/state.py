@@ -13,7 +13,7 @@ import click
 from sockcli.cli.errors import ConfigError
 from sockcli.exceptions import SocketError, ValidationError
 
-__all__ = ["CliState", "parse_hostport"]
+__all__ = ["CliState"]
 
 
 @dataclass
@@ -29,6 +29,18 @@ class CliState:
     token_file: str | None = None
     tls_ca: str | None = None
     _settings: Any = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, ctx: click.Context) -> CliState:
+        """The CliState of this command line: the group's, or during shell completion (when
+        the group's callback does not run) one made from the root's --config and
+        --socket-dir."""
+        state = ctx.find_object(cls)
+        if state is None:
+            root = ctx.find_root()
+            state = cls(config_file=root.params.get("config_file"),
+                        socket_dir=root.params.get("socket_dir"))
+        return state
 
     def configure_logging(self) -> None:
         level = logging.WARNING
@@ -81,11 +93,10 @@ class CliState:
 
     def resolve_event(self, event: str | None, connect: tuple[str, int] | None = None) -> str:
         """EVENT, else $SOCKCLI_EVENT, else the only hub there is (remote with --connect)."""
+        from sockcli.cli.sendopts import event_or_env
         from sockcli.types import validate_event_name
 
-        source = "EVENT"
-        if event is None and os.environ.get("SOCKCLI_EVENT"):
-            event, source = os.environ["SOCKCLI_EVENT"], "SOCKCLI_EVENT"
+        event, source = event_or_env(event)
         if event is not None:
             try:
                 return validate_event_name(event)
@@ -137,14 +148,3 @@ class CliState:
         except SocketError as exc:  # a bad token, token file or CA file
             raise ConfigError(str(exc)) from None
 
-
-def parse_hostport(ctx: click.Context, param: click.Parameter,
-                   value: str | None) -> tuple[str, int] | None:
-    """HOST:PORT (or [v6]:PORT) for --connect."""
-    if value is None:
-        return None
-    host, sep, port = value.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise click.BadParameter(f"{value!r} is not HOST:PORT (for example 127.0.0.1:47800)")
-    return host, int(port)
