@@ -16,6 +16,27 @@ from sockcli.config.loader import reset_settings_cache
 from tests.helpers import short_tmp_dir
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-api-surface", action="store_true", default=False,
+                     help="rewrite tests/api_surface.txt from the current code "
+                          "(tests/test_api_surface.py), for an intended API change")
+
+
+@pytest.fixture(autouse=True)
+def forget_custom_message_types() -> Iterator[None]:
+    """Message types registered by a test (or by the settings of its hubs and clients) are
+    process-wide, like enum members: forget them afterwards, so that no test sees another's."""
+    from sockcli.kinds import MESSAGE_TYPE_BY_VALUE, MessageType
+
+    by_value = dict(MESSAGE_TYPE_BY_VALUE)
+    members = dict(MessageType._value2member_map_)
+    yield
+    MESSAGE_TYPE_BY_VALUE.clear()
+    MESSAGE_TYPE_BY_VALUE.update(by_value)
+    MessageType._value2member_map_.clear()
+    MessageType._value2member_map_.update(members)
+
+
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """No SOCKCLI_* variables and no user settings file leak in from the developer's shell."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sockcli.exceptions import AuthenticationError, MessageError, ValidationError
+from sockcli.exceptions import AuthenticationError, ValidationError
 from sockcli.protocol import auth
 from sockcli.protocol import frames as fr
 
@@ -127,9 +127,10 @@ def test_the_client_refuses_a_bad_challenge(challenge: dict[str, object], messag
 def test_a_malformed_challenge_is_an_authentication_failure(challenge: dict[str, object],
                                                             ) -> None:
     frame = fr.frame_from_map(challenge)
+    assert isinstance(frame, fr.Challenge)
     assert frame == fr.Challenge(method="hmac-sha256", nonce="")
     with pytest.raises(AuthenticationError, match="nonce"):
-        auth.ClientAuth(TOKEN).answer(frame)  # type: ignore[arg-type]
+        auth.ClientAuth(TOKEN).answer(frame)
 
 
 _GOOD_MAC = auth.client_mac(TOKEN, HUB_NONCE, CLIENT_NONCE).hex()

@@ -17,7 +17,7 @@ import threading
 import time
 from abc import abstractmethod
 from collections.abc import Iterable, Iterator
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sockcli.client.base import SocketClient
 from sockcli.client.connect import retry_while_absent, start_session, tcp_security
@@ -36,6 +36,9 @@ from sockcli.protocol.acks import AckLedger
 from sockcli.protocol.codec import CLOSED, NEED_DATA, Codec
 from sockcli.protocol.handshake import ClientHandshake
 from sockcli.types import MessageType, SocketMessage, SocketType, validate_event_name
+
+if TYPE_CHECKING:
+    from sockcli.config.views import SettingsView
 
 __all__ = ["HubAbsentError", "HubClient"]
 
@@ -62,7 +65,7 @@ class HubClient(SocketClient):
 
     def __init__(self, event_name: str, *, subscribe: bool = True,
                  types: Iterable[MessageType | str] | None = None, name: str | None = None,
-                 auto_reconnect: bool | None = None, settings: Any = None,
+                 auto_reconnect: bool | None = None, settings: SettingsView | None = None,
                  config_file: str | os.PathLike[str] | None = None,
                  token: bytes | str | None = None, **overrides: Any) -> None:
         from sockcli.config.loader import get_settings, load_settings
@@ -321,12 +324,15 @@ class HubClient(SocketClient):
                 failed = acks.pop_refusal(seq)
                 if failed is not None:
                     raise failed
-                if acks.is_acked(seq):
-                    return
-                if acks.is_lost(seq):
+                lost = acks.pop_loss(seq)
+                if lost is not None:
+                    what = "the message" if lost[0] == lost[1] else \
+                        f"{lost[1] - lost[0] + 1} messages"
                     raise ConnectionError(
                         f"the connection to {self._event_name!r} was lost before the hub "
-                        "acknowledged the message")
+                        f"acknowledged {what}")
+                if acks.is_acked(seq):
+                    return
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError(f"hub {self._event_name!r} did not acknowledge in time")
