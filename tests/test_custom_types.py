@@ -92,24 +92,6 @@ def test_a_registered_type_works_without_configuration(make_hub, make_client) ->
     assert listener.receive(5).data == {"from": "hub"}
 
 
-def test_the_hub_refuses_a_type_it_does_not_know(make_hub) -> None:
-    hub = make_hub()
-    peer = RawPeer.for_hub(hub)
-    try:
-        peer.hello()
-        peer.send_raw(peer.codec.pack_map({
-            "kind": "message", "event_name": "ev", "timestamp_ms": 0,
-            "timestamp_iso": "1970-01-01T00:00:00.000+00:00",
-            "message_type": "unknown_t4", "data": {}, "seq": 1}))
-        error = peer.next_frame()
-        assert isinstance(error, fr.ErrorFrame)
-        assert error.code == fr.ErrorCode.INVALID_MESSAGE
-        assert "unknown_t4" in error.reason and "choose one of data, error, control" in \
-            error.reason
-    finally:
-        peer.close()
-
-
 def test_the_setting_is_validated() -> None:
     from sockcli.config.loader import load_settings
 
@@ -123,3 +105,40 @@ def test_sending_an_unknown_type_fails_before_the_wire(make_hub, make_client) ->
     make_hub()
     with pytest.raises((ValidationError, MessageError)):
         SocketMessage("ev", message_type="unregistered_t6")
+
+
+def test_a_message_of_an_unknown_type_is_refused_alone(make_hub) -> None:
+    """A deployment's mismatch (the sender knows a type the hub does not) costs that message,
+    not the connection: a non-fatal invalid_message with its seq, then the ack."""
+    hub = make_hub()
+    peer = RawPeer.for_hub(hub)
+    base = {"kind": "message", "event_name": "ev", "timestamp_ms": 0,
+            "timestamp_iso": "1970-01-01T00:00:00.000+00:00", "data": {}}
+    try:
+        peer.hello()
+        peer.send_raw(peer.codec.pack_map({**base, "message_type": "unknown_t7", "seq": 1}))
+        error = peer.next_frame()
+        assert isinstance(error, fr.ErrorFrame) and not error.fatal and error.seq == 1
+        assert error.code == fr.ErrorCode.INVALID_MESSAGE
+        assert "unknown message type 'unknown_t7'" in error.reason
+        assert peer.next_frame() == fr.Ack(seq=1)
+        peer.send_raw(peer.codec.pack_map({**base, "message_type": "data", "seq": 2}))
+        assert peer.next_frame() == fr.Ack(seq=2)  # the connection goes on
+        assert hub.stats()["rejected"] == 1
+        # Not a type name at all: malformed, and fatal as before.
+        peer.send_raw(peer.codec.pack_map({**base, "message_type": "no such", "seq": 3}))
+        error = peer.next_frame()
+        assert isinstance(error, fr.ErrorFrame) and error.fatal
+    finally:
+        peer.close()
+
+
+def test_a_listener_learns_the_types_its_hub_relays(make_hub, make_client) -> None:
+    """The hub validated the type: a subscriber whose settings lack it takes it as it comes."""
+    wire = {"kind": "message", "event_name": "ev", "timestamp_ms": 0,
+            "timestamp_iso": "1970-01-01T00:00:00.000+00:00", "message_type": "relayed_t8",
+            "data": {"r": 1}}
+    with pytest.raises(fr.UnknownMessageTypeError):
+        fr.message_from_map(wire)
+    message = fr.message_from_map(wire, learn_types=True)
+    assert message.message_type == MessageType("relayed_t8")

@@ -400,7 +400,10 @@ WRONG_SHAPES: list[tuple[str, bytes, str, bool, bool]] = [
     ("seq-as-bool", packed(message_map(seq=True)), "invalid_message", True, False),
     ("seq-negative", packed(message_map(seq=-1)), "invalid_message", True, False),
     ("seq-too-large", packed(message_map(seq=2**63)), "invalid_message", True, False),
+    # A type name the hub does not know (another deployment's custom type): that message only.
     ("unknown-message-type", packed(message_map(message_type="alert")), "invalid_message",
+     False, False),
+    ("not-a-type-name", packed(message_map(message_type="no such")), "invalid_message",
      True, False),
     ("event-name-path", packed(message_map(event_name="../ev")), "invalid_message", True,
      False),

@@ -278,11 +278,11 @@ def run_send(plan: SendPlan) -> None:
 def _security(plan: SendPlan, tcp: dict[str, Any]) -> tuple[bytes | None, str | None]:
     """The token and the CA file for TCP hubs: the options, else $SOCKCLI_TOKEN and the
     settings. A bad token or token file is a configuration error (exit 78)."""
-    from sockcli.protocol.auth import load_token_file, resolve_token
+    from sockcli.cli.sendopts import token_from_option
+    from sockcli.protocol.auth import resolve_token
 
+    explicit = token_from_option(plan.token_file)
     try:
-        explicit = load_token_file(os.path.abspath(plan.token_file)) if plan.token_file \
-            else None
         token = resolve_token(explicit, tcp.get("token_file"))
     except SocketError as exc:
         raise ConfigError(str(exc)) from None

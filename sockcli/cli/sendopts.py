@@ -29,7 +29,7 @@ __all__ = ["BUILTIN_MESSAGE_TYPES", "CLIENT_OPTIONS", "CONNECT_OPTION", "COUNT",
            "EVENT_ENVVAR", "EXCLUSIVE", "FILE", "FLAG", "GLOBAL_OPTIONS", "HOSTPORT",
            "MESSAGE_TYPE", "PLAN_OPTIONS", "SECONDS", "SECURITY_OPTIONS", "SEND_OPTIONS", "TEXT",
            "WAIT_OPTION", "Option", "event_or_env", "message_type_choices", "parse_hostport",
-           "unknown_message_type"]
+           "token_from_option", "unknown_message_type"]
 
 # The kinds of option: what a value is, so that each parser makes the same of it.
 FLAG = "flag"  # no value: True when given
@@ -203,3 +203,19 @@ PLAN_OPTIONS = GLOBAL_OPTIONS + SEND_OPTIONS + CLIENT_OPTIONS
 
 #: Pairs of ``send`` options that cannot be given together (a usage error).
 EXCLUSIVE = ((_DATA, _LINES),)
+
+
+def token_from_option(path: str | None) -> bytes | None:
+    """The token in the file of ``--token-file PATH`` (which must be 0600 and this user's), or
+    None without the option; an unusable file is a configuration error (exit 78). The one
+    reading of the option, for serve, send and the commands that connect."""
+    if path is None:
+        return None
+    from sockcli.cli.errors import ConfigError
+    from sockcli.exceptions import SocketError
+    from sockcli.protocol.auth import load_token_file
+
+    try:
+        return load_token_file(os.path.abspath(path))
+    except SocketError as exc:
+        raise ConfigError(str(exc)) from None

@@ -83,14 +83,12 @@ def serve(state: CliState, event: str, tcp: bool, host: str | None, port: int | 
         overrides["tls_key"] = os.path.abspath(tls_key) if tls_key is not None else None
     if insecure:
         overrides["insecure"] = True
-    security: dict[str, Any] = {}
-    if token_file is not None:
-        from sockcli.protocol.auth import load_token_file
+    from sockcli.cli.sendopts import token_from_option
 
-        try:
-            security["token"] = load_token_file(os.path.abspath(token_file))
-        except SocketError as exc:
-            raise from_library(exc) from None
+    security: dict[str, Any] = {}
+    token = token_from_option(token_file)
+    if token is not None:
+        security["token"] = token
     transport = "tcp" if (tcp or host is not None or port is not None or security or
                           tls_cert is not None or insecure) else "unix"
     _raise_fd_limit()

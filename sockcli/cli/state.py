@@ -74,14 +74,12 @@ class CliState:
     def security(self) -> dict[str, Any]:
         """Keyword arguments of a client for --token-file and --tls-ca (when given; without
         them the client takes $SOCKCLI_TOKEN and the settings). A bad file is exit 78."""
-        kwargs: dict[str, Any] = {}
-        if self.token_file is not None:
-            from sockcli.protocol.auth import load_token_file
+        from sockcli.cli.sendopts import token_from_option
 
-            try:
-                kwargs["token"] = load_token_file(os.path.abspath(self.token_file))
-            except SocketError as exc:
-                raise ConfigError(str(exc)) from None
+        kwargs: dict[str, Any] = {}
+        token = token_from_option(self.token_file)
+        if token is not None:
+            kwargs["token"] = token
         if self.tls_ca is not None:
             kwargs["tls_ca"] = os.path.abspath(self.tls_ca)
         return kwargs

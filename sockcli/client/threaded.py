@@ -30,7 +30,6 @@ from sockcli.exceptions import (
     SocketError,
     TimeoutError,
 )
-from sockcli.kinds import register_message_types
 from sockcli.protocol import frames as fr
 from sockcli.protocol.acks import AckLedger
 from sockcli.protocol.codec import CLOSED, NEED_DATA, Codec
@@ -68,14 +67,11 @@ class HubClient(SocketClient):
                  auto_reconnect: bool | None = None, settings: SettingsView | None = None,
                  config_file: str | os.PathLike[str] | None = None,
                  token: bytes | str | None = None, **overrides: Any) -> None:
-        from sockcli.config.loader import get_settings, load_settings
+        from sockcli.config.loader import settings_for
 
         self._event_name = validate_event_name(event_name)
-        if settings is None:
-            settings = load_settings(config_file) if config_file is not None else get_settings()
-        self.settings = settings.with_overrides(**overrides)
+        self.settings = settings_for(settings, config_file, overrides)
         self.config = self.settings.socket
-        register_message_types(self.config.message_types)
         self.subscribe = subscribe
         self.types = frozenset(MessageType.parse(t) for t in types) if types is not None else None
         if name is not None and not 1 <= len(name) <= 64:
@@ -401,7 +397,9 @@ class HubClient(SocketClient):
                         self._inbox.put_many(batch, self._closed.is_set)
                         return
                     if type(m) is dict and m.get("kind") == "message":
-                        batch.append(fr.message_from_map(m))  # no frame object per message
+                        # No frame object per message; a type the hub relayed is one it
+                        # knows, so a type this process lacks is learnt, not refused.
+                        batch.append(fr.message_from_map(m, learn_types=True))
                         continue
                     event = fr.frame_from_map(m)
                     if not self._dispatch(event):

@@ -45,6 +45,7 @@ __all__ = [
     "load_settings",
     "load_settings_data",
     "reset_settings_cache",
+    "settings_for",
     "user_settings_file",
 ]
 
@@ -234,6 +235,22 @@ def get_settings() -> SettingsView:
         if _cached is None or _cached[0] != registry:
             _cached = (registry, load_settings())
         return _cached[1]
+
+
+def settings_for(settings: SettingsView | None = None,
+                 config_file: str | os.PathLike[str] | None = None,
+                 overrides: Mapping[str, Any] | None = None) -> SettingsView:
+    """The settings of one hub or client: ``settings`` if given, else those of
+    ``config_file``, else the shared ones of this process; then its keyword ``overrides``.
+    The message types they name are registered (:func:`sockcli.kinds.register_message_types`),
+    so that the hub or client built on them knows its configured types."""
+    from sockcli.kinds import register_message_types
+
+    if settings is None:
+        settings = load_settings(config_file) if config_file is not None else get_settings()
+    result = settings.with_overrides(**(overrides or {}))
+    register_message_types(result.socket.message_types)
+    return result
 
 
 def reset_settings_cache() -> None:

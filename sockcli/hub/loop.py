@@ -291,7 +291,14 @@ class HubLoop:
                         conn.state is ConnectionState.ACTIVE and not router.handlers and \
                         router.relay_map(conn, m):
                     continue  # the hot path: no frame or message objects
-                self._handle(conn, fr.frame_from_map(m))
+                try:
+                    frame = fr.frame_from_map(m)
+                except fr.UnknownMessageTypeError as exc:
+                    if conn.state is not ConnectionState.ACTIVE:
+                        raise
+                    router.refuse(conn, exc)  # that message only: a deployment's mismatch
+                    continue
+                self._handle(conn, frame)
         except MessageError as exc:
             self.stats.rejected += 1
             self._drop(conn, fr.ErrorFrame(code=exc.code, reason=str(exc), fatal=True))

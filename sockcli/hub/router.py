@@ -155,6 +155,14 @@ class Router:
         else:
             self.broadcast(data, message_type, exclude=conn)
 
+    def refuse(self, conn: Connection, error: fr.UnknownMessageTypeError) -> None:
+        """Refuse one message of a type this hub does not know; it still counts as handled
+        (the batch's ack covers it), and the connection goes on."""
+        if error.seq is not None:
+            conn.ack_seq = error.seq if conn.ack_seq is None else max(conn.ack_seq, error.seq)
+        self.stats.rejected += 1
+        self._write(conn, fr.ErrorFrame(code=error.code, reason=str(error), seq=error.seq))
+
     def _refusal_of(self, conn: Connection, event: str, to: str | None,
                     ) -> tuple[str, str] | None:
         if not self.allow_client_send:

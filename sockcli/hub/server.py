@@ -22,7 +22,6 @@ from sockcli.hub.admission import Admission
 from sockcli.hub.base import ClientInfo, MessageHandler, SocketServer
 from sockcli.hub.loop import HubLoop
 from sockcli.hub.router import HubStats
-from sockcli.kinds import register_message_types
 from sockcli.protocol import frames as fr
 from sockcli.runtime import HubLock, HubRecord, ensure_socket_dir
 from sockcli.types import SocketMessage, SocketType, validate_event_name
@@ -42,14 +41,11 @@ class HubServer(SocketServer):
 
     def __init__(self, event_name: str, *, settings: SettingsView | None = None,
                  config_file: str | os.PathLike[str] | None = None, **overrides: Any) -> None:
-        from sockcli.config.loader import get_settings, load_settings
+        from sockcli.config.loader import settings_for
 
         self._event_name = validate_event_name(event_name)
-        if settings is None:
-            settings = load_settings(config_file) if config_file is not None else get_settings()
-        self.settings = settings.with_overrides(**overrides)
+        self.settings = settings_for(settings, config_file, overrides)
         self.config = self.settings.socket
-        register_message_types(self.config.message_types)
         self._lock = threading.Lock()  # guards the state flags and the handler list
         self._stats = HubStats()
         self._loop = HubLoop(self, self.config, self._stats)

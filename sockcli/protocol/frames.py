@@ -42,6 +42,7 @@ __all__ = [
     "Stats",
     "StatsRequest",
     "UnknownFrame",
+    "UnknownMessageTypeError",
     "Welcome",
     "check_data",
     "frame_from_map",
@@ -73,6 +74,16 @@ class ErrorCode:
     PEER_NOT_ALLOWED = "peer_not_allowed"
     AUTH_FAILED = "auth_failed"
     TLS_REQUIRED = "tls_required"
+
+
+class UnknownMessageTypeError(MessageError):
+    """A well-formed message of a type this side does not know (another deployment's custom
+    type): the hub refuses that message alone, with its ``seq``, and the connection goes on."""
+
+    def __init__(self, message: str, *, seq: int | None) -> None:
+        super().__init__(message, code=ErrorCode.INVALID_MESSAGE)
+        #: The refused message's sequence number, if it had a valid one.
+        self.seq = seq
 
 
 class _Frame:
@@ -336,8 +347,13 @@ def _names(kind: type | tuple[type, ...]) -> str:
     return " or ".join(k.__name__ for k in kinds)
 
 
-def message_from_map(m: Mapping[str, Any]) -> SocketMessage:
-    """Build and validate a SocketMessage from the message keys of a frame."""
+def message_from_map(m: Mapping[str, Any], *, learn_types: bool = False) -> SocketMessage:
+    """Build and validate a SocketMessage from the message keys of a frame.
+
+    A ``message_type`` this process does not know, but that is a valid type name, raises
+    UnknownMessageTypeError; with ``learn_types`` (a client reading what its hub relayed: the
+    hub knew the type) it is registered instead (:func:`sockcli.kinds.register_message_type`).
+    """
     # Every message a listener receives passes here: the usual shape is checked once, by
     # relay_fields, without building anything; anything else takes the path that explains.
     fields = relay_fields(m)
@@ -346,7 +362,7 @@ def message_from_map(m: Mapping[str, Any]) -> SocketMessage:
         message: SocketMessage = cls._checked(fields[0], m["timestamp_ms"], m["timestamp_iso"],
                                               fields[1], m["data"])
         return message
-    return _message_explained(m)
+    return _message_explained(m, learn_types)
 
 
 _MESSAGE_CLASS: Any = None
@@ -383,7 +399,7 @@ def relay_fields(m: Mapping[str, Any]) -> tuple[str, MessageType, int | None, st
     return event, message_type, seq, to
 
 
-def _message_explained(m: Mapping[str, Any]) -> SocketMessage:
+def _message_explained(m: Mapping[str, Any], learn_types: bool = False) -> SocketMessage:
     from sockcli.types import SocketMessage
 
     data = _get(m, "data", dict)
@@ -393,11 +409,29 @@ def _message_explained(m: Mapping[str, Any]) -> SocketMessage:
             event_name=_get(m, "event_name", str),
             timestamp_ms=_get(m, "timestamp_ms", int),
             timestamp_iso=_get(m, "timestamp_iso", str),
-            message_type=MessageType.parse(_get(m, "message_type", str)),
+            message_type=_message_type(m, learn_types),
             data=data,
         )
     except ValidationError as exc:
         raise _fail(str(exc)) from None
+
+
+def _message_type(m: Mapping[str, Any], learn_types: bool) -> MessageType:
+    name = _get(m, "message_type", str)
+    known = MESSAGE_TYPE_BY_VALUE.get(name.lower())
+    if known is not None:
+        return known
+    if EVENT_NAME_PATTERN.fullmatch(name) is None:  # not a type name at all: malformed
+        return MessageType.parse(name)  # raises, naming the choices
+    if learn_types:
+        from sockcli.kinds import register_message_type
+
+        return register_message_type(name)
+    seq = m.get("seq")
+    raise UnknownMessageTypeError(
+        f"unknown message type {name!r}: known types are {', '.join(MESSAGE_TYPE_BY_VALUE)} "
+        "(the message_types setting adds others)",
+        seq=seq if type(seq) is int and 0 <= seq < 2**63 else None)
 
 
 def _optional_seq(m: Mapping[str, Any]) -> int | None:
