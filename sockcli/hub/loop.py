@@ -9,7 +9,9 @@ number of connections (no thread per client), and everything here is owned by th
 :meth:`post` and :meth:`clients`, which take the one lock: the queue of work from other threads
 and the snapshot of connected clients.
 
-The public face of a hub, and what differs per transport, is :class:`~sockcli.hub.server.HubServer`.
+The public face of a hub, and what differs per transport, is
+:class:`~sockcli.hub.server.HubServer`, which gives the loop the two things it needs of it as
+callables (who a peer is, the live figures), so that the loop does not know the server.
 """
 
 from __future__ import annotations
@@ -33,9 +35,8 @@ from sockcli.protocol import frames as fr
 from sockcli.protocol.codec import CLOSED, NEED_DATA, Codec
 from sockcli.types import MessageType
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from sockcli.hub.server import HubServer
+#: ``peer_info(sock, addr)``: the peer's address text and credentials (the transport's).
+PeerInfo = Callable[[socket.socket, Any], tuple[str, dict[str, int]]]
 
 __all__ = ["HubLoop"]
 
@@ -49,9 +50,11 @@ _CLOSE_GRACE = 1.0  # seconds a dropped client gets to read why it is dropped
 class HubLoop:
     """The selector loop of one hub, from :meth:`open` to :meth:`close_all`."""
 
-    def __init__(self, hub: HubServer, config: Any, stats: HubStats) -> None:
-        self.hub = hub
-        self.event_name = hub.event_name
+    def __init__(self, *, event_name: str, config: Any, stats: HubStats, peer_info: PeerInfo,
+                 figures: Callable[[], dict[str, Any]]) -> None:
+        self.event_name = event_name
+        self._peer_info = peer_info
+        self._figures = figures  # the hub's stats(), for stats requests
         self.config = config
         self.stats = stats
         self.codec = Codec(max_frame_size=config.buffer_size)
@@ -211,7 +214,7 @@ class HubLoop:
                 log.warning("hub %s cannot accept: %s", self.event_name, exc)
                 return
             sock.setblocking(False)
-            peer, creds = self.hub._peer_info(sock, addr)
+            peer, creds = self._peer_info(sock, addr)
             conn = Connection(sock, peer, Codec(max_frame_size=self.config.buffer_size),
                               self.config.handshake_timeout)
             conn.info = ClientInfo(client_id="", name=None, subscribed=False, types=None,
@@ -339,7 +342,7 @@ class HubLoop:
         elif isinstance(frame, fr.StatsRequest | fr.Stats):
             # frames.py reads a stats frame with keys as a reply; from a client it is a request
             # whose keys this version does not know, and unknown keys are ignored.
-            self._write(conn, fr.Stats(values=self.hub.stats()))
+            self._write(conn, fr.Stats(values=self._figures()))
         elif isinstance(frame, fr.Ping):
             self._write(conn, fr.Pong(token=frame.token))
         elif isinstance(frame, fr.Pong):

@@ -48,7 +48,8 @@ class HubServer(SocketServer):
         self.config = self.settings.socket
         self._lock = threading.Lock()  # guards the state flags and the handler list
         self._stats = HubStats()
-        self._loop = HubLoop(self, self.config, self._stats)
+        self._loop = HubLoop(event_name=self._event_name, config=self.config, stats=self._stats,
+                             peer_info=self._peer_info, figures=self.stats)
         self._running = False
         self._stopping = False
         self._started_ms = 0
