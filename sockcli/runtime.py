@@ -98,7 +98,11 @@ _RECORD_FIELDS = ("event_name", "transport", "pid", "started_ms", "path", "host"
 
 
 class HubRecord:
-    """What a running hub says about itself. Immutable; compared by value."""
+    """What a running hub says about itself. Immutable; compared by value.
+
+    Not a ``dataclass``: ``sockcli send`` imports this module, and ``import dataclasses`` costs
+    9.8 ms (python -X importtime, bytecode cached) where ``python -c pass`` takes 8 ms.
+    """
 
     __slots__ = ("event_name", "host", "path", "pid", "port", "started_ms", "transport")
 

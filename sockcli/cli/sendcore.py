@@ -54,7 +54,11 @@ __all__ = ["SendPlan", "check_message_type", "parse_fast_send", "parse_object", 
 class SendPlan:
     """Everything ``sockcli send`` was asked to do: EVENT, and one attribute for each entry of
     :data:`~sockcli.cli.sendopts.PLAN_OPTIONS`, named by its ``dest`` and defaulting to its
-    default. Both parsers make one; :func:`run_send` carries it out."""
+    default. Both parsers make one; :func:`run_send` carries it out.
+
+    Not a ``dataclass``: ``sockcli send`` imports this module, and ``import dataclasses`` costs
+    9.8 ms (python -X importtime, bytecode cached) where ``python -c pass`` takes 8 ms.
+    """
 
     __slots__ = ("event", *(option.dest for option in PLAN_OPTIONS))
 

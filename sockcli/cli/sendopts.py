@@ -48,7 +48,11 @@ EVENT_ENVVAR = "SOCKCLI_EVENT"
 
 
 class Option:
-    """One option: its flags, the SendPlan (and CliState) attribute it sets, and its value."""
+    """One option: its flags, the SendPlan (and CliState) attribute it sets, and its value.
+
+    Not a ``dataclass``: ``sockcli send`` imports this module, and ``import dataclasses`` costs
+    9.8 ms (python -X importtime, bytecode cached) where ``python -c pass`` takes 8 ms.
+    """
 
     __slots__ = ("default", "dest", "envvar", "flags", "help", "high", "kind", "low",
                  "metavar", "show_default")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -40,14 +41,12 @@ class TlsOutcome(Enum):
     DONE = "done"  # TLS is up: read the connection (the hello may have come with it)
 
 
+@dataclass(slots=True)
 class _TlsPending:
     """A connection of a TLS hub before its TLS handshake is done (Connection.tls)."""
 
-    __slots__ = ("refusal", "wrapped")
-
-    def __init__(self) -> None:
-        self.wrapped = False  # False: the first byte was not seen yet
-        self.refusal: fr.ErrorFrame | None = None  # to send once TLS is up (max_connections)
+    wrapped: bool = False  # False: the first byte was not seen yet
+    refusal: fr.ErrorFrame | None = None  # to send once TLS is up (max_connections)
 
 
 class Admission:

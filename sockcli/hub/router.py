@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sockcli.exceptions import MessageError
@@ -33,28 +34,25 @@ __all__ = ["HubStats", "Router"]
 log = logging.getLogger("sockcli.hub")
 
 
+@dataclass(slots=True)
 class HubStats:
     """Counters of one hub; read them with :meth:`HubServer.stats`."""
 
-    __slots__ = ("delivered", "denied", "dropped", "dropped_clients", "received",
-                 "refused_connections", "rejected")
-
-    def __init__(self) -> None:
-        self.received = 0  # messages accepted from clients
-        self.delivered = 0  # message frames handed to subscribers' buffers
-        self.dropped = 0  # queued messages dropped because the queue was full
-        self.dropped_clients = 0  # subscribers dropped for not reading
-        self.refused_connections = 0  # connections refused over max_connections
-        self.rejected = 0  # messages refused (not allowed, invalid, unknown recipient)
-        self.denied = 0  # connections refused by access control (peer, token, TLS)
+    received: int = 0  # messages accepted from clients
+    delivered: int = 0  # message frames handed to subscribers' buffers
+    dropped: int = 0  # queued messages dropped because the queue was full
+    dropped_clients: int = 0  # subscribers dropped for not reading
+    refused_connections: int = 0  # connections refused over max_connections
+    rejected: int = 0  # messages refused (not allowed, invalid, unknown recipient)
+    denied: int = 0  # connections refused by access control (peer, token, TLS)
 
 
+@dataclass(slots=True, frozen=True)
 class _Queued:
-    __slots__ = ("frame", "message_type")
+    """A message no subscriber took, encoded, with its type for the next one's filter."""
 
-    def __init__(self, message_type: MessageType, frame: bytes) -> None:
-        self.message_type = message_type
-        self.frame = frame
+    message_type: MessageType
+    frame: bytes
 
 
 class Router:
