@@ -18,6 +18,7 @@ __all__ = [
     "MessageError",
     "SocketError",
     "TimeoutError",
+    "UnsafePathError",
     "ValidationError",
 ]
 
@@ -41,6 +42,13 @@ class MessageError(SocketError):
 
 class ValidationError(SocketError, ValueError):
     """A name, setting or argument breaks a documented rule; the text states the rule."""
+
+
+class UnsafePathError(ValidationError):
+    """The socket directory, or a socket or hub record in it, is not safe to use: a symbolic
+    link, not a directory, another user's, or writable by group or others
+    (docs/SECURITY.md). Raised with the same text wherever it is found (hub start, discovery,
+    connect); a configuration error, so the command line exits 78."""
 
 
 class TimeoutError(SocketError, builtins.TimeoutError):

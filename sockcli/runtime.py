@@ -17,7 +17,7 @@ import os
 import stat
 import time
 
-from sockcli.exceptions import SocketError, ValidationError
+from sockcli.exceptions import SocketError, UnsafePathError, ValidationError
 from sockcli.kinds import SocketType
 from sockcli.rules import validate_event_name
 
@@ -34,7 +34,10 @@ __all__ = [
     "HubRecord",
     "check_socket_dir",
     "ensure_socket_dir",
+    "entry_path",
     "list_records",
+    "lstat_entry",
+    "open_socket_dir",
     "read_record",
     "record_path",
     "socket_path",
@@ -45,36 +48,140 @@ MAX_UNIX_PATH = 107
 _LOCK_RETRY_SECONDS = 0.5  # readers take the lock shared for a few microseconds
 
 
-def ensure_socket_dir(path: _P) -> _P:
-    """Create ``path`` 0700 if missing, then refuse it unless it is private to this user."""
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_PROC_FD = "/proc/self/fd"
+_proc: list[bool] = []  # whether /proc/self/fd reaches open directories, looked at once
+
+
+def open_socket_dir(path: str | os.PathLike[str], *, create: bool = False) -> int | None:
+    """Open the socket directory and check what was opened; return its descriptor, or None
+    when it does not exist (and ``create`` is false). The caller closes the descriptor.
+
+    The check and the use are one step: the directory is opened without following a
+    symbolic link (``O_NOFOLLOW``), checked with ``fstat`` on that descriptor, and then used
+    through it (``dir_fd=``, :func:`entry_path`), never by its path again, so a directory
+    swapped after the check is not the one used. ``create`` makes it (parents included)
+    mode 0700 first.
+
+    Raises UnsafePathError (the same text wherever it is found) for a symbolic link,
+    something that is not a directory, a directory another user owns (they could plant or
+    swap sockets and records in it), or one group or others may list or write to (search
+    alone is allowed). Raises SocketError when it cannot be opened or created otherwise.
+    """
+    # A trailing slash would make the kernel follow a symbolic link despite O_NOFOLLOW.
+    text = os.fspath(path).rstrip("/") or "/"
     try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
+        return _open_checked(path, text)
+    except FileNotFoundError:
+        if not create:
+            return None
+    except _Unreachable as exc:
+        if not create:
+            raise SocketError(f"cannot use socket directory {path}: {exc.strerror}") from None
+    try:
+        os.makedirs(text, mode=0o700, exist_ok=True)
+        return _open_checked(path, text)
+    except (FileNotFoundError, _Unreachable) as exc:
+        raise SocketError(f"cannot create socket directory {path}: {exc.strerror}") from None
     except OSError as exc:
         raise SocketError(f"cannot create socket directory {path}: {exc.strerror}") from exc
-    return check_socket_dir(path)
 
 
-def check_socket_dir(path: _P) -> _P:
-    """Refuse a directory another user owns or others may write: they could swap our sockets."""
+class _Unreachable(OSError):
+    """Neither open nor lstat reaches the path: a parent is not a directory."""
+
+
+def _open_checked(path: str | os.PathLike[str], text: str) -> int:
     try:
-        st = os.stat(path)
+        fd = os.open(text, _DIR_FLAGS)
     except FileNotFoundError:
-        return path
+        raise
     except OSError as exc:
-        raise SocketError(f"cannot use socket directory {path}: {exc.strerror}") from exc
+        if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
+            raise SocketError(f"cannot use socket directory {path}: {exc.strerror}") from exc
+        try:  # what is there, if anything: a symbolic link, a file, or a file as a parent
+            st = os.lstat(text)
+        except FileNotFoundError:  # removed meanwhile: as if we had not looked
+            raise
+        except OSError as unreachable:
+            raise _Unreachable(unreachable.errno, unreachable.strerror) from None
+        if stat.S_ISLNK(st.st_mode):
+            raise UnsafePathError(
+                f"socket directory {path} is a symbolic link: sockcli does not follow one "
+                "(remove it, or choose another socket_dir)"
+            ) from None
+        raise UnsafePathError(f"socket directory {path} is not a directory") from None
+    try:
+        _check_dir(path, os.fstat(fd))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _check_dir(path: str | os.PathLike[str], st: os.stat_result) -> None:
     if not stat.S_ISDIR(st.st_mode):
-        raise SocketError(f"socket directory {path} is not a directory")
+        raise UnsafePathError(f"socket directory {path} is not a directory")
     if st.st_uid != os.geteuid():
-        raise SocketError(
+        raise UnsafePathError(
             f"socket directory {path} belongs to uid {st.st_uid}, not to you (uid "
             f"{os.geteuid()}): choose another socket_dir"
         )
-    if st.st_mode & 0o022:
-        raise SocketError(
-            f"socket directory {path} is writable by others (mode "
-            f"{stat.S_IMODE(st.st_mode):04o}): run 'chmod 700 {path}'"
-        )
+    # Group and others may search the directory (x: the 0711 of docs/SECURITY.md's recipe
+    # for allowed_uids, to reach a socket whose own mode lets them), never list it (r: the
+    # events that run) nor add, remove or rename entries in it (w: plant or swap a socket).
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o022:
+        raise UnsafePathError(f"socket directory {path} is writable by others (mode "
+                              f"{mode:04o}): run 'chmod 700 {path}'")
+    if mode & 0o044:
+        raise UnsafePathError(f"socket directory {path} is readable by others (mode "
+                              f"{mode:04o}): run 'chmod 700 {path}'")
+
+
+def ensure_socket_dir(path: _P) -> _P:
+    """Create ``path`` 0700 if missing, then refuse it unless it is private to this user
+    (:func:`open_socket_dir`)."""
+    fd = open_socket_dir(path, create=True)
+    if fd is not None:
+        os.close(fd)
     return path
+
+
+def check_socket_dir(path: _P) -> _P:
+    """Refuse a socket directory that is a symbolic link, another user's, or open to others
+    (:func:`open_socket_dir`); a missing one is accepted (no hub there yet)."""
+    fd = open_socket_dir(path)
+    if fd is not None:
+        os.close(fd)
+    return path
+
+
+def entry_path(dir_fd: int, name: str, path: str) -> str:
+    """A path that reaches ``name`` in the directory open as ``dir_fd``, whatever became of
+    the directory's own path since it was checked: ``/proc/self/fd/N/name`` (Linux has no
+    ``connectat`` or ``bindat``, and such a path is always shorter than sun_path), or
+    ``path`` itself where /proc is not mounted (docs/SECURITY.md says what that leaves)."""
+    if not _proc:
+        _proc.append(os.path.isdir(_PROC_FD))
+    via = f"{_PROC_FD}/{dir_fd}/{name}"
+    return via if _proc[0] and len(via) <= MAX_UNIX_PATH else path
+
+
+def lstat_entry(dir_fd: int, name: str, path: str) -> os.stat_result | None:
+    """``lstat`` of ``name`` in the checked directory ``dir_fd``; None when nothing is there.
+
+    Raises UnsafePathError for a symbolic link (``path`` names it in the text): a socket is
+    reached, bound or removed only where it is, never through a link.
+    """
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafePathError(f"{path} is a symbolic link: sockcli does not follow one "
+                              "(remove it, or choose another socket_dir)")
+    return st
 
 
 def socket_path(socket_dir: Path, event_name: str) -> Path:
@@ -177,23 +284,45 @@ class HubRecord:
 
 
 class HubLock:
-    """The exclusive claim of one event name in one socket directory."""
+    """The exclusive claim of one event name in one socket directory.
+
+    The record is opened through the checked directory's descriptor (:func:`open_socket_dir`),
+    which the lock keeps until :meth:`release`, so it is created, locked and removed in the
+    directory that was checked even if the directory's path is swapped meanwhile.
+    """
 
     def __init__(self, socket_dir: Path, event_name: str) -> None:
         self.path = record_path(socket_dir, event_name)
         self.event_name = event_name
+        self._socket_dir = socket_dir
+        self._name = os.path.basename(self.path)
         self._fd: int | None = None
+        self._dir_fd: int | None = None
 
     def acquire(self) -> None:
-        """Take the claim, or raise SocketError if a live hub holds it."""
+        """Take the claim, or raise SocketError if a live hub holds it (UnsafePathError if
+        the directory or the record is not safe to use)."""
+        dir_fd = open_socket_dir(self._socket_dir)
+        if dir_fd is None:
+            raise SocketError(f"cannot use hub record {self.path}: no directory "
+                              f"{self._socket_dir}")
+        try:
+            self._fd = self._lock(dir_fd)
+        except BaseException:
+            os.close(dir_fd)
+            raise
+        self._dir_fd = dir_fd
+
+    def _lock(self, dir_fd: int) -> int:
         deadline = time.monotonic() + _LOCK_RETRY_SECONDS
         while True:
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
-                             0o600)
+                fd = os.open(self._name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                             0o600, dir_fd=dir_fd)
             except OSError as exc:  # a symlink (ELOOP), a directory, ...: not ours to use
-                raise SocketError(f"cannot use hub record {self.path}: {exc.strerror} (remove "
-                                  "it or choose another socket_dir)") from exc
+                error = UnsafePathError if exc.errno == errno.ELOOP else SocketError
+                raise error(f"cannot use hub record {self.path}: {exc.strerror} (remove "
+                            "it or choose another socket_dir)") from exc
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -207,13 +336,13 @@ class HubLock:
                 continue
             # The previous owner may have unlinked the file between our open and our lock.
             try:
-                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+                same = os.stat(self._name, dir_fd=dir_fd, follow_symlinks=False).st_ino == \
+                    os.fstat(fd).st_ino
             except FileNotFoundError:
                 same = False
             if same:
                 os.ftruncate(fd, 0)  # a dead predecessor's address must not be read as ours
-                self._fd = fd
-                return
+                return fd
             os.close(fd)
 
     def write(self, record: HubRecord) -> None:
@@ -225,17 +354,18 @@ class HubLock:
 
     def release(self) -> None:
         """Remove the record and drop the claim (unlink first: the lock still guards it)."""
-        if self._fd is None:
+        if self._fd is None or self._dir_fd is None:
             return
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+            os.unlink(self._name, dir_fd=self._dir_fd)
         os.close(self._fd)
-        self._fd = None
+        os.close(self._dir_fd)
+        self._fd = self._dir_fd = None
 
 
-def _live_record(path: str | os.PathLike[str]) -> HubRecord | None:
+def _live_record(name: str, dir_fd: int) -> HubRecord | None:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=dir_fd)
     except OSError:
         return None
     try:
@@ -254,16 +384,33 @@ def _live_record(path: str | os.PathLike[str]) -> HubRecord | None:
 
 
 def read_record(socket_dir: str | os.PathLike[str], event_name: str) -> HubRecord | None:
-    """The record of the live hub for ``event_name``, or None (absent, stale, or starting)."""
+    """The record of the live hub for ``event_name``, or None (absent, stale, or starting).
+
+    Read through the checked directory (:func:`open_socket_dir`): UnsafePathError if the
+    directory is not safe to use, None if it does not exist.
+    """
     name = f"{validate_event_name(event_name)}.hub"
-    return _live_record(os.path.join(os.fspath(socket_dir), name))
+    dir_fd = open_socket_dir(socket_dir)
+    if dir_fd is None:
+        return None
+    try:
+        return _live_record(name, dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def list_records(socket_dir: str | os.PathLike[str]) -> list[HubRecord]:
-    """Records of every live hub in ``socket_dir``, sorted by event name."""
-    try:
-        names = sorted(p for p in os.listdir(socket_dir) if p.endswith(".hub"))
-    except OSError:
+    """Records of every live hub in ``socket_dir``, sorted by event name; [] for a missing
+    directory, UnsafePathError for one that is not safe to use."""
+    dir_fd = open_socket_dir(socket_dir)
+    if dir_fd is None:
         return []
-    records = [_live_record(os.path.join(os.fspath(socket_dir), n)) for n in names]
+    try:
+        try:
+            names = sorted(p for p in os.listdir(dir_fd) if p.endswith(".hub"))
+        except OSError:
+            return []
+        records = [_live_record(n, dir_fd) for n in names]
+    finally:
+        os.close(dir_fd)
     return [r for r in records if r is not None]

@@ -34,7 +34,6 @@ SAME_AS_CLICK = [
     ["send", "ev", "--to", "bar", "--wait", "0.5", "--timeout", "2"],
     ["send", "ev", "--wait=0", "--timeout=0.25"],
     ["send", "ev", "--wait", "1e3", "--timeout", " 7 "],
-    ["send", "ev", "-d", "{}", "-d", '{"last": "wins"}'],
     ["send", "--connect", "127.0.0.1:47800"],
     ["send", "ev", "--connect=[::1]:47801"],
     ["send", "ev", "--token-file", "/tmp/token", "--tls-ca", "ca.pem"],
@@ -58,6 +57,8 @@ CLICK_DECIDES = [
     ["send", "ev", "--timeout", "0"],
     ["send", "ev", "-d"],
     ["send", "ev", "--lines", "-d", "{}"],
+    ["send", "ev", "-d", "{}", "-d", '{"second": "lost"}'],  # a usage error, not the last
+    ["send", "ev", "--data={}", "-d", "{}"],
     ["send", "ev", "--lines=yes"],
     ["send", "ev", "--connect", "localhost"],
     ["send", "ev", "--token-file"],

@@ -58,21 +58,27 @@ def test_table_on_a_terminal(cli) -> None:
     assert (status, shown) == (0, "")
     assert err == "sockcli: no hub is running (start one with 'sockcli serve EVENT')\n"
 
-    alpha = cli.serve("alpha")
+    alpha = cli.serve("alpha", "--queue-size", "1")
     beta = cli.serve("beta", "--tcp")
     cli.listen("beta")
+    # Nobody listens to alpha: the queue of one keeps the last message, two are dropped.
+    sent = cli.run("send", "alpha", "--lines", input='{"n": 1}\n{"n": 2}\n{"n": 3}\n')
+    assert sent.returncode == 0, sent.stderr
     status, shown, err = cli.pty("list")
     assert (status, err) == (0, "")
     assert color_codes(shown) == []  # NO_COLOR is set in the test environment
     header, *rows, caption = [line.split() for line in strip_ansi(shown).splitlines()
                               if line.strip()]
-    assert header[:7] == ["EVENT", "VIA", "ADDRESS", "PID", "CLIENTS", "LISTENERS", "QUEUED"]
+    # The columns the README and the man page promise, DROPPED included.
+    assert header == ["EVENT", "VIA", "ADDRESS", "PID", "CLIENTS", "LISTENERS", "QUEUED",
+                      "DROPPED", "UP"]
     # Sockets in the socket directory are shown by file name, the directory in the caption.
     assert caption == ["sockets", "in", str(cli.socket_dir)]
-    assert [r[:7] for r in rows] == [
-        ["alpha", "unix", "alpha.sock", str(alpha.pid), "0", "0", "0"],
-        ["beta", "tcp", _address(cli, "beta", "tcp"), str(beta.pid), "1", "1", "0"],
+    assert [r[:8] for r in rows] == [
+        ["alpha", "unix", "alpha.sock", str(alpha.pid), "0", "0", "1", "2"],
+        ["beta", "tcp", _address(cli, "beta", "tcp"), str(beta.pid), "1", "1", "0", "0"],
     ]
+    assert all(len(r) == 9 for r in rows)
     status, shown, err = cli.pty("list", "--json")
     assert (status, err) == (0, "")
     assert [r["event_name"] for r in json.loads(shown)] == ["alpha", "beta"]

@@ -204,3 +204,43 @@ def test_never_reads_stdin(cli) -> None:
         assert os.read(read_end, 100) == b"not for you\n"
     finally:
         os.close(read_end)
+
+
+@pytest.mark.timeout(30)
+def test_no_event_and_no_hub_waits_as_a_named_listen_does(cli) -> None:
+    # --timeout bounds the wait for a hub to pick, as it bounds the wait for a named hub.
+    started = time.monotonic()
+    done = cli.run("listen", "--count", "1", "--timeout", "0.5")
+    assert time.monotonic() - started < 4
+    assert (done.returncode, done.stdout) == (124, "")
+    assert error_line(done.stderr) == "sockcli: error: 0 of 1 messages arrived within 0.5 s"
+    done = cli.run("listen", "--timeout", "0.3")  # no --count: running out is success
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    # --no-reconnect: --wait for a hub, then 69.
+    started = time.monotonic()
+    done = cli.run("listen", "--no-reconnect")
+    assert 1.0 <= time.monotonic() - started < 4  # --wait: 1 s
+    assert done.returncode == 69
+    assert error_line(done.stderr) == (
+        "sockcli: error: no EVENT given and no hub is running: name the event, or start a hub "
+        "with 'sockcli serve EVENT'")
+
+
+@pytest.mark.timeout(40)
+def test_no_event_takes_the_hub_that_comes_and_follows_it(cli) -> None:
+    listener = cli.popen("-v", "listen", "--count", "2")
+    assert read_line(listener, "stderr") == "sockcli: waiting for a hub to start\n"
+    hub = cli.serve("late")
+    assert read_line(listener, "stderr") == "sockcli: waiting for messages of 'late'\n"
+    assert "listening to 'late'" in read_line(listener, "stderr")
+    send(cli, "late", "-d", '{"n": 1}')
+    assert read_json(listener)["data"] == {"n": 1}
+    assert stop(hub) == 0
+    # Another event's hub does not take it over; its own hub's return does.
+    cli.serve("other")
+    cli.serve("late", "--tcp")
+    send(cli, "other", "-d", '{"n": "other"}')
+    send(cli, "late", "-d", '{"n": 2}')
+    got = read_json(listener)
+    assert (got["event_name"], got["data"]) == ("late", {"n": 2})
+    assert listener.wait(10) == 0

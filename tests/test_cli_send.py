@@ -4,13 +4,16 @@ status that says whether the hub acknowledged everything."""
 from __future__ import annotations
 
 import json
+import os
+import pty
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.clitools import error_line, read_json, rest, stop, transport_args
+from tests.clitools import error_line, read_json, read_line, rest, stop, transport_args
 
 
 @pytest.mark.timeout(30)
@@ -78,8 +81,9 @@ def test_bad_lines_are_reported_and_the_others_sent_in_order(cli) -> None:
     sent = cli.run("send", "ev", "--lines", input="\n".join(lines) + "\n")
     assert sent.returncode == 65
     assert sent.stderr.splitlines() == [
-        "sockcli: error: line 2: invalid JSON (column 8): Expecting ',' delimiter",
-        "sockcli: error: line 4: expected a JSON object ({...}), got an array",
+        "sockcli: error: line 2: invalid JSON (column 8): Expecting ',' delimiter; expected "
+        'one JSON object such as {"progress": 40}',
+        'sockcli: error: line 4: expected a JSON object such as {"progress": 40}, got an array',
     ]
     assert [read_json(listener)["data"] for _ in range(3)] == [{"n": 1}, {"n": 3}, {"n": 5}]
     assert listener.wait(10) == 0
@@ -87,25 +91,32 @@ def test_bad_lines_are_reported_and_the_others_sent_in_order(cli) -> None:
     sent = cli.run("send", "ev", "--lines", input='{"n": 6}\n"six"\n')
     assert sent.returncode == 65
     assert error_line(sent.stderr) == \
-        "sockcli: error: line 2: expected a JSON object ({...}), got a string"
+        'sockcli: error: line 2: expected a JSON object such as {"progress": 40}, got a string'
 
 
 @pytest.mark.timeout(30)
 def test_invalid_single_object_exits_65_without_sending(cli) -> None:
     cases = [
         (["send", "ev"], '{"a": 1,\n "b": }\n',
-         "sockcli: error: stdin: invalid JSON (line 2, column 7): Expecting value"),
+         "sockcli: error: stdin: invalid JSON (line 2, column 7): Expecting value; expected "
+         'one JSON object such as {"progress": 40}'),
         (["send", "ev"], "[1, 2]",
-         "sockcli: error: stdin: expected a JSON object ({...}), got an array"),
+         'sockcli: error: stdin: expected a JSON object such as {"progress": 40}, got an array'),
         (["send", "ev"], "",
-         "sockcli: error: stdin: invalid JSON (line 1, column 1): Expecting value"),
+         'sockcli: error: stdin is empty: expected one JSON object such as {"progress": 40}'),
+        (["send", "ev"], "hello\n",
+         "sockcli: error: stdin: invalid JSON (line 1, column 1): Expecting value; expected "
+         'one JSON object such as {"progress": 40}'),
         (["send", "ev"], '{"a": 1}\n{"b": 2}\n',
          "sockcli: error: stdin: invalid JSON (line 2, column 1): Extra data: stdin holds more "
          "than one JSON value; use --lines for one per line"),
         (["send", "ev", "-d", "nope"], None,
-         "sockcli: error: --data: invalid JSON (column 1): Expecting value"),
+         "sockcli: error: --data: invalid JSON (column 1): Expecting value; expected one JSON "
+         'object such as {"progress": 40}'),
         (["send", "ev", "-d", "42"], None,
-         "sockcli: error: --data: expected a JSON object ({...}), got a number"),
+         'sockcli: error: --data: expected a JSON object such as {"progress": 40}, got a number'),
+        (["send", "ev", "-d", ""], None,
+         'sockcli: error: --data is empty: expected one JSON object such as {"progress": 40}'),
     ]
     for args, stdin, expected in cases:
         done = cli.run(*args, input=stdin, stdin=subprocess.DEVNULL)
@@ -182,4 +193,131 @@ def test_hub_killed_while_streaming_exits_75(cli, transport: str) -> None:
     sender.stdin.close()
     assert sender.wait(10) == 75
     line = error_line(rest(sender, "stderr"))
-    assert "not acknowledged" in line or "lost the hub" in line, line
+    assert "lost the hub" in line or "before it acknowledged" in line, line
+    assert "not: resend from line " in line, line  # which lines to send again
+
+
+@pytest.mark.timeout(30)
+def test_no_event_waits_for_a_hub_that_is_starting(cli) -> None:
+    # No hub at all: --wait for one to appear (about a second by default), then 69.
+    started = time.monotonic()
+    done = cli.run("send", "-d", "{}")
+    elapsed = time.monotonic() - started
+    assert done.returncode == 69
+    assert error_line(done.stderr) == (
+        "sockcli: error: no EVENT given and no hub is running: name the event, or start a hub "
+        "with 'sockcli serve EVENT'")
+    assert 1.0 <= elapsed < 3.5, elapsed
+    # A hub that starts while the sender waits is the one: the message reaches it.
+    sender = cli.popen("send", "--wait", "10", "-d", '{"progress": 40}')
+    cli.serve("late")
+    assert sender.wait(10) == 0, rest(sender, "stderr")
+    assert rest(sender, "stderr") == ""
+    got = cli.run("listen", "late", "--count", "1", "--timeout", "10")
+    assert got.returncode == 0, got.stderr
+    [line] = got.stdout.splitlines()
+    assert (json.loads(line)["event_name"], json.loads(line)["data"]) == \
+        ("late", {"progress": 40})
+
+
+def _readme_usage_example() -> str:
+    """The usage error the README's exit status section shows, as printed."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### Exit status", 1)[1]
+    return section.split("```\n", 2)[1]
+
+
+@pytest.mark.timeout(30)
+def test_data_given_twice_is_a_usage_error_as_the_readme_shows(cli) -> None:
+    cli.serve("ev")
+    for args in (["-d", "{}", "-d", '{"second": "lost"}'], ["--data={}", "-d", "{}"],
+                 ["--data", "{}", "--data", "{}"]):
+        done = cli.run("send", "ev", *args)
+        assert (done.returncode, done.stdout) == (2, ""), args
+        assert done.stderr == _readme_usage_example(), done.stderr
+    # Refused before anything was sent.
+    [row] = cli.list_json()
+    assert (row["received"], row["queued"]) == (0, 0)
+
+
+# -- odd input: NaN and Infinity, closed stdin, a terminal ------------------------------------
+
+NOT_FINITE = "is not valid JSON: numbers must be finite (send null or a string instead)"
+
+
+@pytest.mark.timeout(30)
+def test_nan_and_infinity_are_refused_at_the_input(cli) -> None:
+    # Python's json takes them; JSON (RFC 8259) does not, and no listener could print them.
+    cases = [
+        (["send", "ev"], '{"a": NaN}', f"stdin: NaN {NOT_FINITE}"),
+        (["send", "ev", "-d", '{"a": [1, Infinity]}'], None, f"--data: Infinity {NOT_FINITE}"),
+        (["send", "ev", "-d", '{"a": {"b": -Infinity}}'], None,
+         f"--data: -Infinity {NOT_FINITE}"),
+        (["send", "ev", "-d", '{"a": 1e400}'], None,
+         "--data: 1e400 is out of range: JSON numbers here must fit a 64-bit float (send a "
+         "string instead)"),
+    ]
+    for args, stdin, expected in cases:
+        done = cli.run(*args, input=stdin, stdin=subprocess.DEVNULL)
+        assert done.returncode == 65, (args, done.stderr)
+        assert error_line(done.stderr) == f"sockcli: error: {expected}"
+    # --lines: that line is refused, the others sent.
+    cli.serve("ev")
+    listener = cli.listen("ev", "--count", "2")
+    done = cli.run("send", "ev", "--lines", input='{"n": 1}\n{"n": NaN}\n{"n": 1e308}\n')
+    assert done.returncode == 65
+    assert error_line(done.stderr) == f"sockcli: error: line 2: NaN {NOT_FINITE}"
+    assert [read_json(listener)["data"] for _ in range(2)] == [{"n": 1}, {"n": 1e308}]
+    assert listener.wait(10) == 0
+
+
+@pytest.mark.timeout(30)
+def test_closed_stdin_is_one_line_and_exit_66(cli) -> None:
+    for command, words in (
+            ("sockcli send ev <&-",
+             "stdin is closed: pipe a JSON object in, or give it with --data JSON"),
+            ("sockcli send --lines ev <&-",
+             "stdin is closed: --lines reads one JSON object per line from it")):
+        done = cli.bash(command)
+        assert done.returncode == 66, (command, done.stderr)
+        assert error_line(done.stderr) == f"sockcli: error: {words}"
+    # --data never needs stdin.
+    cli.serve("ev")
+    done = cli.bash("sockcli send ev -d '{\"n\": 1}' <&-")
+    assert (done.returncode, done.stderr) == (0, "")
+
+
+def _send_from_a_terminal(cli, *args: str, typed: bytes) -> tuple[int, str]:
+    """Run ``sockcli send ARGS`` with stdin on a pseudo-terminal; once it has said what it
+    reads there, type ``typed`` and Ctrl-D. Returns the exit status and stderr."""
+    master, slave = pty.openpty()
+    try:
+        sender = cli.popen("send", *args, stdin=slave)
+        os.close(slave)
+        slave = -1
+        hint = read_line(sender, "stderr", 15)  # written before it reads: no race
+        os.write(master, typed + b"\x04")  # Ctrl-D at the start of a line: end of input
+        status = sender.wait(15)
+        return status, hint + rest(sender, "stderr")
+    finally:
+        if slave >= 0:
+            os.close(slave)
+        os.close(master)
+
+
+@pytest.mark.timeout(30)
+def test_stdin_on_a_terminal_gets_a_one_line_hint(cli) -> None:
+    cli.serve("ev")
+    listener = cli.listen("ev", "--count", "2")
+    status, err = _send_from_a_terminal(cli, "ev", typed=b'{"progress": 40}\n')
+    assert (status, err) == (0, "sockcli: reading a JSON object from the terminal; end with "
+                                "Ctrl-D\n")
+    status, err = _send_from_a_terminal(cli, "ev", "--lines", typed=b'{"n": 1}\n')
+    assert (status, err) == (0, "sockcli: reading JSON objects from the terminal, one per line; "
+                                "end with Ctrl-D\n")
+    assert [read_json(listener)["data"] for _ in range(2)] == [{"progress": 40}, {"n": 1}]
+    assert listener.wait(10) == 0
+    # Not a terminal (a pipe, /dev/null): not a word (the other tests hold stderr to "").
+    done = cli.run("send", "ev", stdin=subprocess.DEVNULL)
+    assert error_line(done.stderr) == ('sockcli: error: stdin is empty: expected one JSON '
+                                       'object such as {"progress": 40}')

@@ -126,3 +126,25 @@ def test_no_client_send(cli, transport: str) -> None:
     [row] = cli.list_json()
     assert (row["clients"], row["received"], row["delivered"], row["queued"]) == (1, 0, 0, 0)
     assert listener.poll() is None
+
+
+@pytest.mark.timeout(30)
+def test_port_0_takes_a_free_port_of_the_range_and_a_taken_port_exits_69(cli) -> None:
+    port = free_port()
+    one_port_range = {"SOCKCLI_TCP__PORT_RANGE_START": str(port),
+                      "SOCKCLI_TCP__PORT_RANGE_END": str(port)}
+    # --port 0 means what the port setting's 0 means, even over a fixed port setting.
+    fixed = free_port()
+    cli.serve("ev", "--port", "0", env={**one_port_range, "SOCKCLI_TCP__PORT": str(fixed)})
+    record = cli.record("ev")
+    assert (record["transport"], record["port"]) == ("tcp", port)
+    # Every port of the range taken (here the only one): the hub does not start, exit 69.
+    for args in (["--port", "0"], ["--tcp"]):
+        taken = cli.run("serve", "other", *args, env=one_port_range)
+        assert taken.returncode == 69, args
+        assert f"port {port} is in use" in error_line(taken.stderr)
+    # So is a fixed --port that is taken.
+    taken = cli.run("serve", "other", "--port", str(port))
+    assert taken.returncode == 69
+    assert f"port {port} is in use" in error_line(taken.stderr)
+    assert cli.hub_files("other") == []

@@ -294,7 +294,9 @@ def test_oversized_prefix_refused_as_soon_as_the_header_is_complete() -> None:
     with pytest.raises(MessageError) as info:
         codec.next_event()  # no payload byte was sent
     assert info.value.code == fr.ErrorCode.FRAME_TOO_LARGE == "frame_too_large"
-    assert str(info.value) == "frame of 1001 bytes exceeds the limit of 1000 bytes"
+    assert str(info.value) == ("frame of 1001 bytes exceeds the limit of 1000 bytes (raise the "
+                               "buffer_size setting, SOCKCLI_BUFFER_SIZE, of the hub and its "
+                               "clients)")
     assert codec.buffered == HEADER_SIZE  # nothing but the prefix was buffered
 
 
@@ -329,7 +331,9 @@ def test_encoding_a_too_large_frame_is_refused() -> None:
     with pytest.raises(MessageError) as info:
         codec.send(big)
     assert info.value.code == "frame_too_large"
-    assert str(info.value).endswith("exceeds the limit of 1000 bytes")
+    # The same words as the receiver's (the hub's error frame): they name the setting.
+    assert "exceeds the limit of 1000 bytes (raise the buffer_size setting, " \
+           "SOCKCLI_BUFFER_SIZE, of the hub and its clients)" in str(info.value)
     # The same message fits a codec with the default limit.
     assert len(Codec().send(big)) > 1000
 

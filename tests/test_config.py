@@ -188,6 +188,36 @@ def test_keyword_arguments_override_everything(monkeypatch: pytest.MonkeyPatch,
     assert create_server("unix", "ev").config.message_queue_size == 100
 
 
+def test_shared_settings_follow_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                              user_file: Path, tmp_path: Path) -> None:
+    """What a test suite with monkeypatch does: change XDG_RUNTIME_DIR, a SOCKCLI_* variable
+    or the user's file between two hubs or clients, and the next one gets the new values,
+    with no reset_settings_cache(); unchanged, the shared settings are the same object."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "a"))
+    first = get_settings()
+    assert get_settings() is first  # nothing changed: loaded once, shared
+    assert create_server("unix", "ev").config.socket_dir == tmp_path / "a" / "sockcli"
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "b"))
+    assert create_server("unix", "ev").config.socket_dir == tmp_path / "b" / "sockcli"
+    assert create_client("tcp", "ev").config.socket_dir == tmp_path / "b" / "sockcli"
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    assert create_client("unix", "ev").config.socket_dir == \
+        Path(f"/tmp/sockcli-{os.getuid()}")
+    monkeypatch.setenv("SOCKCLI_MESSAGE_QUEUE_SIZE", "7")
+    assert create_server("tcp", "ev").config.message_queue_size == 7
+    monkeypatch.setenv("SOCKCLI_UNIX__MAX_CONNECTIONS", "3")
+    assert create_server("unix", "ev").max_connections == 3
+    monkeypatch.delenv("SOCKCLI_MESSAGE_QUEUE_SIZE")
+    monkeypatch.delenv("SOCKCLI_UNIX__MAX_CONNECTIONS")
+    user_file.write_text("message_queue_size = 9\n")
+    assert create_server("unix", "ev").config.message_queue_size == 9
+    user_file.unlink()
+    assert create_server("unix", "ev").config.message_queue_size == 100
+    monkeypatch.setenv("SOCKCLI_EVENT", "other")  # not a setting: the same shared settings
+    assert get_settings() is get_settings()
+    assert get_settings() == first.with_overrides(socket_dir=f"/tmp/sockcli-{os.getuid()}")
+
+
 def test_keyword_max_connections_applies_to_both_sections() -> None:
     s = load_settings(max_connections=5)
     assert (s.unix.max_connections, s.tcp.max_connections) == (5, 5)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from sockcli.exceptions import MessageError
 from sockcli.protocol import frames as fr
+from sockcli.rules import is_instant
 from sockcli.types import EVENT_NAME_RULE, MessageType, SocketMessage
 
 TS = 1700000000000
@@ -117,7 +118,7 @@ def test_frame_to_map_exact_maps() -> None:
     assert fr.frame_to_map(fr.Welcome(client_id="c1", event_name="ev")) == {
         "kind": "welcome", "version": 1, "client_id": "c1", "event_name": "ev",
         "allow_client_send": True, "max_frame_size": 0,
-        "features": ["ack", "stats", "ping", "unicast"]}
+        "features": ["ack", "stats", "ping", "unicast", "slow"]}
     assert fr.frame_to_map(fr.ErrorFrame(code="c", reason="r")) == {
         "kind": "error", "code": "c", "reason": "r", "fatal": False}
     assert fr.frame_to_map(fr.ErrorFrame(code="c", reason="r", seq=0, fatal=True)) == {
@@ -133,7 +134,7 @@ def test_frame_to_map_exact_maps() -> None:
 
 def test_protocol_constants() -> None:
     assert fr.PROTOCOL_VERSION == 1
-    assert fr.FEATURES == ("ack", "stats", "ping", "unicast")
+    assert fr.FEATURES == ("ack", "stats", "ping", "unicast", "slow")
     assert fr.MAX_DATA_DEPTH == 32
     assert {v for k, v in vars(fr.ErrorCode).items() if k.isupper()} == {
         "malformed_frame", "frame_too_large", "invalid_message", "handshake_required",
@@ -434,12 +435,103 @@ def test_hostile_maps_only_raise_message_error(kind: str, fields: dict[str, Any]
 
 @pytest.mark.timeout(60)
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(ts=st.integers(min_value=-(2**63), max_value=2**64 - 1), iso=st.sampled_from(["", "x"]))
+@given(ts=st.integers(min_value=-(2**63), max_value=2**64 - 1),
+       iso=st.sampled_from(["", ISO, "x"]))
 def test_any_timestamp_is_a_frame_or_invalid_message(ts: int, iso: str) -> None:
+    # timestamp_iso is not checked against timestamp_ms; only "" needs it to be a date.
     try:
         frame = fr.frame_from_map(msg_map(timestamp_ms=ts, timestamp_iso=iso))
+    except fr.RefusedMessageError as exc:
+        assert exc.code == "invalid_message" and "not an ISO 8601 date" in str(exc)
+        assert iso == "x"
+        return
     except MessageError as exc:
         assert exc.code == "invalid_message" and "out of range" in str(exc)
         assert iso == ""
         return
+    assert iso != "x"
     assert isinstance(frame, fr.MessageFrame) and frame.message.timestamp_ms == ts
+
+
+# -- timestamp_iso: an ISO 8601 instant, or "" ------------------------------------------------
+
+INSTANTS = [
+    ISO,                                   # what every sockcli side writes
+    "2023-11-14T22:13:20Z",                # JavaScript's toISOString without the fraction
+    "2023-11-14T22:13:20.123Z",
+    "2023-11-14T22:13:20.123456789-05:00",  # Go's RFC3339Nano
+    "2023-11-14T22:13:20+14:00",
+    "1900-01-01T00:00:00.000+09:18:59",    # Python's offset of a zone's local mean time
+    "0001-01-01T00:00:00.000+00:00",
+    "9999-12-31T23:59:59.999+00:00",
+]
+NOT_INSTANTS = [
+    "yesterday",
+    "2023-11-14",                          # a date, no time
+    "2023-11-14T22:13:20",                 # no offset: not an instant
+    "2023-11-14 22:13:20+00:00",           # space for T: fromisoformat takes it, RFC 3339 not
+    "2023-11-14T22:13:20+00:00\x1b[2J",    # a terminal escape after a valid instant
+    "2023-11-14T22:13:20+00:00\n",
+    "2023-02-30T00:00:00Z",                # right shape, no such day
+    "2023-13-01T00:00:00Z",
+    "2023-11-14T24:00:00Z",
+    "2023-11-14T22:13:60Z",                # a leap second: datetime cannot hold it
+    "0000-01-01T00:00:00Z",
+    "2023-11-14T22:13:20+24:00",
+    "2023-W46-2T22:13:20Z",                # ISO 8601 week date: fromisoformat takes it
+    "20231114T221320Z",                    # ISO 8601 basic format: fromisoformat takes it
+    "2023-11-14t22:13:20z",
+    "\uff12\uff10\uff12\uff13-11-14T22:13:20Z",  # full-width digits match \d, not [0-9]
+    "2023-11-14T22:13:20." + "1" * 10 + "Z",
+]
+
+
+@pytest.mark.parametrize("iso", INSTANTS)
+def test_an_iso_8601_instant_is_relayed_as_it_is(iso: str) -> None:
+    m = msg_map(timestamp_iso=iso, seq=3)
+    assert is_instant(iso)
+    assert fr.relay_fields(m) == ("ev", MessageType.DATA, 3, None)  # the hub's hot path
+    frame = fr.frame_from_map(m)
+    assert isinstance(frame, fr.MessageFrame) and frame.message.timestamp_iso == iso
+
+
+@pytest.mark.parametrize("iso", NOT_INSTANTS)
+def test_a_timestamp_iso_that_is_not_an_instant_refuses_that_message_alone(iso: str) -> None:
+    m = msg_map(timestamp_iso=iso, seq=7)
+    assert not is_instant(iso)
+    assert fr.relay_fields(m) is None  # not the usual shape: the frame path explains
+    err = refused(m)
+    # A refusal of this message, with its seq (the hub goes on with the connection), not a
+    # malformed frame.
+    assert isinstance(err, fr.RefusedMessageError)
+    assert err.code == "invalid_message" and err.seq == 7
+    assert str(err).startswith(f"timestamp_iso {iso[:64]!r} is not an ISO 8601 date and time "
+                               "with a UTC offset, such as '2023-11-14T22:13:20.000+00:00'")
+    assert "\x1b" not in str(err)  # shown with repr: the sender prints it on a terminal
+
+
+def test_a_bad_timestamp_does_not_hide_what_makes_the_frame_malformed() -> None:
+    # Checked last: a bad event name (fatal) wins over the timestamp (one message refused).
+    err = refused(msg_map(event_name="no spaces", timestamp_iso="yesterday", seq=1))
+    assert not isinstance(err, fr.RefusedMessageError) and err.code == "invalid_message"
+    assert "event name" in str(err)
+    unknown = refused(msg_map(message_type="nosuchtype", timestamp_iso="yesterday", seq=2))
+    assert isinstance(unknown, fr.UnknownMessageTypeError) and unknown.seq == 2
+    assert isinstance(unknown, fr.RefusedMessageError)
+
+
+def test_the_remembered_instant_never_lets_another_text_through() -> None:
+    assert is_instant(INSTANTS[1])
+    assert fr.relay_fields(msg_map(timestamp_iso=INSTANTS[1])) is not None
+    assert fr.relay_fields(msg_map(timestamp_iso=INSTANTS[1] + " ")) is None
+    assert fr.relay_fields(msg_map(timestamp_iso=INSTANTS[1][:-1])) is None
+    assert fr.relay_fields(msg_map(timestamp_iso=ISO)) is not None
+
+
+def test_a_client_keeps_the_timestamp_its_hub_relayed() -> None:
+    # What a hub relays was checked by it, or is its owner's: a listener must not lose the
+    # connection (or the message) over it, and renders it defensively.
+    message = fr.message_from_map(msg_map(timestamp_iso="yesterday"), learn_types=True)
+    assert message.timestamp_iso == "yesterday" and message.data == {"p": 1}
+    with pytest.raises(fr.RefusedMessageError):
+        fr.message_from_map(msg_map(timestamp_iso="yesterday"))

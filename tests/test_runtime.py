@@ -226,9 +226,9 @@ def test_ensure_socket_dir_creates_nested_0700(sock_dir: Path) -> None:
 
 
 def test_ensure_socket_dir_keeps_existing_private_dir(sock_dir: Path) -> None:
-    os.chmod(sock_dir, 0o750)  # others may read but not write: accepted, left alone
+    os.chmod(sock_dir, 0o711)  # others may reach a socket but not list or write: left alone
     assert ensure_socket_dir(sock_dir) == sock_dir
-    assert stat.S_IMODE(os.stat(sock_dir).st_mode) == 0o750
+    assert stat.S_IMODE(os.stat(sock_dir).st_mode) == 0o711
 
 
 def test_ensure_socket_dir_under_a_file_fails(sock_dir: Path) -> None:
@@ -335,3 +335,60 @@ def test_directory_at_record_path_is_refused(sock_dir: Path) -> None:
     assert str(info.value) == (f"cannot use hub record {sock_dir / 'ev.hub'}: Is a directory "
                                "(remove it or choose another socket_dir)")
     assert hub.port is None
+
+
+# -- a hub's claim across start() and stop() ------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", ["unix", "tcp"])
+def test_start_on_a_running_hub_is_a_no_op(sock_dir: Path, transport: str) -> None:
+    """``with create_server(...) as hub: hub.start()``: the second start() takes no second
+    claim (no "already running" from the hub's own lock) and changes nothing; stop() twice
+    is fine; a stopped hub still cannot be restarted."""
+    from sockcli import create_client, create_server
+
+    with create_server(transport, "ev", socket_dir=sock_dir, timezone="UTC") as hub:
+        address = hub.address
+        hub.start()
+        hub.start(blocking=False)
+        assert hub.is_running() and hub.address == address
+        assert read_record(sock_dir, "ev") is not None
+        client = create_client(transport, "ev", socket_dir=sock_dir, timezone="UTC",
+                               auto_reconnect=False)
+        client.connect(timeout=5)
+        client.disconnect()
+        hub.stop()
+        hub.stop()
+        assert not hub.is_running()
+    hub.stop()  # and a third time, by the with block: still fine
+    assert read_record(sock_dir, "ev") is None
+    assert os.listdir(sock_dir) == []
+    with pytest.raises(SocketError) as info:
+        hub.start()
+    assert str(info.value) == "a stopped hub cannot be restarted: create a new one"
+
+
+def test_a_blocking_start_on_a_running_hub_returns_when_it_stops(sock_dir: Path) -> None:
+    """In blocking mode the with block's start() returns once the hub stopped, as a blocking
+    start() does (the hub itself runs in the thread the with statement started)."""
+    import threading
+
+    from tests.helpers import wait_until
+
+    hub = UnixSocketServer("ev", socket_dir=sock_dir, timezone="UTC", blocking_mode=True)
+    returned = threading.Event()
+
+    def serve() -> None:
+        with hub:
+            hub.start()  # blocking_mode: returns once the hub stopped
+            returned.set()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    wait_until(hub.is_running, what="the hub to start")
+    assert not returned.wait(0.2)  # still serving
+    hub.stop()
+    assert returned.wait(5)
+    thread.join(5)
+    assert not thread.is_alive() and not hub.is_running()
+    hub.stop()

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import ast
 import io
-import json
 import os
-import pwd
 import shutil
 import socket
 import subprocess
-import sys
-import textwrap
 import threading
 import tokenize
 from collections.abc import Callable, Iterator
@@ -40,8 +36,15 @@ from sockcli.hub.base import ClientInfo
 from sockcli.hub.tcp import is_loopback
 from sockcli.protocol import frames as fr
 from sockcli.protocol.codec import CLOSED, NEED_DATA, Codec
-from tests.clitools import error_line, free_port, read_json, read_line
-from tests.helpers import RawPeer, wait_until
+from tests.clitools import error_line, free_port, read_json
+from tests.helpers import (
+    OtherUserPeer,
+    RawPeer,
+    child_line,
+    other_user,
+    spawn_as,
+    wait_until,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = b"a shared token for the tests, 40 bytes!!"
@@ -130,55 +133,11 @@ def _tls(certs: dict[str, Path]) -> dict[str, Any]:
 
 def _roundtrip(sender: Any, subscriber: Any, n: int = 1) -> None:
     """``sender`` sends, ``subscriber`` receives: the hub still relays between them."""
-    sender.send(SocketMessage("ev", data={"n": n}, timestamp_ms=0, timestamp_iso="t"))
+    sender.send(SocketMessage("ev", data={"n": n}))
     assert subscriber.receive(timeout=5).data == {"n": n}
 
 
 # -- Unix: peer credentials -------------------------------------------------------------------
-
-_AS_NOBODY = textwrap.dedent("""
-    import json, socket, sys
-    from sockcli.protocol import frames as fr
-    from sockcli.protocol.codec import CLOSED, NEED_DATA, Codec
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10)
-    s.connect(sys.argv[1])
-    codec = Codec()
-    s.sendall(codec.send(fr.Hello(subscribe=True, name="nob")))
-    while True:
-        m = codec.next_map()
-        if m is NEED_DATA:
-            codec.receive_data(s.recv(65536))
-            continue
-        if m is CLOSED:
-            print(json.dumps({"closed": True}), flush=True)
-            break
-        print(json.dumps(m), flush=True)
-        if m.get("kind") == "welcome":
-            sys.stdin.read()  # stay until the test closes stdin
-            break
-""")
-
-
-def _nobody() -> pwd.struct_passwd:
-    if os.geteuid() != 0 or shutil.which("setpriv") is None:
-        pytest.skip("needs root and setpriv (util-linux) to connect as another user")
-    try:
-        return pwd.getpwnam("nobody")
-    except KeyError:
-        pytest.skip("no user nobody")
-
-
-def _connect_as(user: pwd.struct_passwd, path: Path, children: list[Any]) -> Any:
-    """A raw protocol client run as ``user``: it prints every frame it gets as JSON."""
-    proc = subprocess.Popen(
-        ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups",
-         sys.executable, "-c", _AS_NOBODY, str(path)],
-        cwd="/", stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env={**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"})
-    children.append(proc)
-    return proc
-
 
 @pytest.fixture
 def children() -> Iterator[list[Any]]:
@@ -207,21 +166,23 @@ def _open_unix_hub(hubs: list[Any], sock_dir: Path, **kwargs: Any) -> UnixSocket
 @pytest.mark.timeout(30)
 def test_unix_refuses_another_user_and_keeps_serving_the_others(hubs, clients, children,
                                                                sock_dir: Path) -> None:
-    nobody = _nobody()
+    nobody = other_user()
     hub = _open_unix_hub(hubs, sock_dir)
     listener = UnixSocketClient("ev", socket_dir=sock_dir, timezone="UTC")
     sender = UnixSocketClient("ev", socket_dir=sock_dir, timezone="UTC", subscribe=False)
     clients += [listener, sender]
     listener.connect(timeout=5)
     sender.connect(timeout=5)
-    proc = _connect_as(nobody, hub.socket_path, children)
-    error = json.loads(read_line(proc, "stdout", 10))
+    peer = OtherUserPeer(nobody, hub.socket_path, fr.Hello(subscribe=True, name="nob"), children)
+    assert peer.ids[1:] == (nobody.pw_uid, nobody.pw_gid)
+    error = peer.next_map()
+    assert isinstance(error, dict)
     assert (error["kind"], error["code"], error["fatal"]) == ("error", "peer_not_allowed", True)
     assert error["reason"] == (
         f"uid {nobody.pw_uid} (gid {nobody.pw_gid}) may not connect to hub 'ev': it admits uid "
         f"{os.geteuid()}, root, and the uids and gids of [unix] allowed_uids and allowed_gids")
-    assert json.loads(read_line(proc, "stdout", 10)) == {"closed": True}
-    assert proc.wait(10) == 0
+    assert peer.next_map() is CLOSED
+    assert peer.proc.wait(10) == 0
     assert hub.stats()["denied"] == 1
     assert {c.uid for c in hub.get_connected_clients()} == {os.geteuid()}
     _roundtrip(sender, listener)
@@ -230,18 +191,35 @@ def test_unix_refuses_another_user_and_keeps_serving_the_others(hubs, clients, c
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("by", ["uid", "gid"])
 def test_unix_admits_the_allowed_uids_and_gids(hubs, children, sock_dir: Path, by: str) -> None:
-    nobody = _nobody()
+    nobody = other_user()
     allowed = {"allowed_uids": [nobody.pw_uid]} if by == "uid" else \
         {"allowed_gids": [12345, nobody.pw_gid]}
     hub = _open_unix_hub(hubs, sock_dir, **allowed)
-    proc = _connect_as(nobody, hub.socket_path, children)
-    welcome = json.loads(read_line(proc, "stdout", 10))
-    assert welcome["kind"] == "welcome"
+    peer = OtherUserPeer(nobody, hub.socket_path, fr.Hello(subscribe=True, name="nob"), children)
+    welcome = peer.next_map()
+    assert isinstance(welcome, dict) and welcome["kind"] == "welcome"
     infos = wait_until(hub.get_connected_clients, what="nobody's welcome")
-    assert [(i.name, i.uid, i.gid) for i in infos] == [("nob", nobody.pw_uid, nobody.pw_gid)]
+    assert [(i.name, i.pid, i.uid, i.gid) for i in infos] == [
+        ("nob", peer.ids[0], nobody.pw_uid, nobody.pw_gid)]
     assert hub.stats()["denied"] == 0
-    proc.stdin.close()
-    assert proc.wait(10) == 0
+    assert peer.close() == 0
+    wait_until(lambda: hub.get_connected_clients() == [], what="nobody to leave")
+
+
+def test_the_other_user_cannot_read_what_we_keep_private(children, tmp_path: Path) -> None:
+    """What the tests above rely on: their child really is another user, one who cannot read
+    a 0700 directory such as a Debian home or `mktemp -d` (where a clone of the checkout, and
+    its venv, may be); it needs nothing from there (tests/helpers.py, spawn_as)."""
+    nobody = other_user()
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    probe = spawn_as(nobody, """
+        import os, sys
+        print(os.getuid(), os.access(sys.argv[1], os.R_OK), "sockcli" in sys.modules, flush=True)
+    """, str(private))
+    children.append(probe)
+    assert child_line(probe) == f"{nobody.pw_uid} False False"
+    assert probe.wait(10) == 0
 
 
 def _info(uid: int | None, gid: int | None) -> ClientInfo:
@@ -346,8 +324,7 @@ def test_only_the_answer_may_follow_the_challenge(tcp_hub) -> None:
     hub = tcp_hub(token=TOKEN)
     peer = RawPeer.for_hub(hub)
     try:
-        message = fr.MessageFrame(message=SocketMessage("ev", data={}, timestamp_ms=0,
-                                                        timestamp_iso="t"), seq=1)
+        message = fr.MessageFrame(message=SocketMessage("ev", data={}), seq=1)
         # Pipelined after the hello: allowed without a token, not with one.
         peer.send_raw(peer.codec.send(fr.Hello(auth=("hmac-sha256",))) +
                       peer.codec.send(message))

@@ -9,8 +9,19 @@ from __future__ import annotations
 import os
 import sys
 
-from sockcli.cli.errors import EXIT_INTERRUPTED, CliError, UsageError, from_library
+from sockcli.cli.errors import (
+    EXIT_INTERRUPTED,
+    CliError,
+    OutputError,
+    UsageError,
+    from_library,
+    say,
+)
 from sockcli.exceptions import SocketError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 __all__ = ["main"]
 
@@ -45,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             if debug and not exc.reported:
                 _print_traceback()  # then the usual line and exit status: --debug adds only
             exc.show()
+            if isinstance(exc, OutputError):
+                _discard_stdout()
             return exc.exit_code
         except SocketError as exc:
             if debug:
@@ -53,20 +66,88 @@ def main(argv: list[str] | None = None) -> int:
             error.show()
             return error.exit_code
     except KeyboardInterrupt:
-        sys.stderr.write("\n")
+        say("\n")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
     except Exception as exc:
         if debug:
             raise
-        sys.stderr.write(f"sockcli: internal error: {type(exc).__name__}: {exc} (run with "
-                         "--debug for the traceback, and please report it)\n")
+        say(f"sockcli: internal error: {type(exc).__name__}: {exc} (run with --debug for the "
+            "traceback, and please report it)\n")
         return 1
 
 
+class _Stdout:
+    """``sys.stdout`` while a click command runs: a write or flush that fails (``>/dev/full``,
+    a full disk, EIO) raises OutputError (exit 74) instead of an OSError that would read as
+    an internal error, and a closed stdout (``>&-``, which Python makes None) raises it at
+    the first write. A broken pipe stays a BrokenPipeError: its reader left, which is no
+    failure (``| head -1``). Everything else is the real stream's."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        stream = self._open()
+        if text == "" and isinstance(text, str):  # a check that stdout is open: no write
+            return 0  # (click probes with b"" to tell a binary stream, TypeError here)
+        try:
+            return stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError.failed(exc) from None
+
+    def flush(self) -> None:
+        stream = self.stream
+        if stream is None:  # nothing was written (a write raises): nothing to lose
+            return
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError.failed(exc) from None
+
+    def _open(self) -> TextIO:
+        if self.stream is None:
+            raise OutputError.closed()
+        return self.stream
+
+    def __getattr__(self, name: str) -> Any:
+        if self.stream is None:
+            raise AttributeError(name)
+        return getattr(self.stream, name)
+
+
+def _discard_stdout() -> None:
+    """After a failed write to stdout: send descriptor 1 to /dev/null, so that what is still
+    buffered does not fail a second time when Python flushes it at exit (exit status 120
+    and a traceback-like "Exception ignored" report)."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    if null != 1:
+        os.dup2(null, 1)
+        os.close(null)
+
+
 def _run_click(args: list[str], debug: bool) -> int:
-    """The full command line, through click."""
+    """The full command line, through click, with stdout guarded (:class:`_Stdout`)."""
+    guard = _Stdout(sys.stdout)
+    sys.stdout = guard
+    try:
+        status = _click_main(args, debug)
+        guard.flush()  # what is still buffered fails here, where it is reported, not at exit
+        return status
+    finally:
+        if sys.stdout is guard:  # not when click has wrapped it, after a broken pipe
+            sys.stdout = guard.stream
+
+
+def _click_main(args: list[str], debug: bool) -> int:
     import click
 
     from sockcli.cli.app import cli

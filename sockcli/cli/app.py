@@ -57,9 +57,9 @@ def cli(ctx: click.Context, /, **values: Any) -> None:
       sockcli list                              # the running hubs
 
     Exit status: 0 success, 1 failure, 2 usage, 64 no event to pick, 65 bad input data,
-    68 unknown --to recipient, 69 no hub, 75 not acknowledged, 77 not allowed (the hub
-    refuses clients' messages, or this client), 78 bad configuration, 124 listen --timeout
-    before --count, 130 interrupted.
+    66 stdin closed, 68 unknown --to recipient, 69 no hub, 74 stdout closed or full,
+    75 not acknowledged, 77 not allowed (the hub refuses clients' messages, or this client),
+    78 bad configuration, 124 listen --timeout before --count, 130 interrupted.
     See 'man sockcli'.
     """
     state = CliState(**values)

@@ -10,8 +10,10 @@ code   meaning
 2      bad command-line usage
 64     no EVENT given and not exactly one hub running to pick (EX_USAGE)
 65     input that is not a JSON object, or too large a message (EX_DATAERR)
+66     ``send``: stdin is closed or cannot be read (EX_NOINPUT)
 68     ``send --to NAME``: no listener of that name is connected (EX_NOHOST)
 69     no hub is running for the event, or it is full (EX_UNAVAILABLE)
+74     stdout is closed, or writing to it failed (full disk, /dev/full) (EX_IOERR)
 75     the hub went away before acknowledging a message; retry (EX_TEMPFAIL)
 77     not allowed: the hub refuses messages from clients, or refuses this client (token,
        peer credentials, TLS), or could not prove it is the hub (EX_NOPERM)
@@ -40,14 +42,17 @@ __all__ = [
     "CliError",
     "ConfigError",
     "DataError",
+    "InputError",
     "NoEventError",
     "NoHubError",
     "NoRecipientError",
     "NotAcknowledgedError",
     "NotAllowedError",
+    "OutputError",
     "TimedOutError",
     "UsageError",
     "from_library",
+    "say",
 ]
 
 EXIT_INTERRUPTED = 130
@@ -75,8 +80,7 @@ class CliError(Exception):
 
     def show(self) -> None:
         if not self.reported:
-            sys.stderr.write(f"sockcli: error: {self.message}\n")
-            sys.stderr.flush()
+            say(f"sockcli: error: {self.message}\n")
 
 
 class UsageError(CliError):
@@ -95,12 +99,36 @@ class DataError(CliError):
     exit_code = 65  # EX_DATAERR
 
 
+class InputError(CliError):
+    """Standard input is closed (``<&-``) or cannot be read (a directory)."""
+
+    exit_code = 66  # EX_NOINPUT
+
+
 class NoRecipientError(CliError):
     exit_code = 68  # EX_NOHOST
 
 
 class NoHubError(CliError):
     exit_code = 69  # EX_UNAVAILABLE
+
+
+class OutputError(CliError):
+    """Standard output is closed (``>&-``) or a write to it failed (``>/dev/full``): the
+    command cannot give its output. Not a broken pipe (``| head -1``): its reader left, and
+    there is nothing to report."""
+
+    exit_code = 74  # EX_IOERR
+
+    @classmethod
+    def closed(cls) -> OutputError:
+        """Descriptor 1 was not open when sockcli started (Python's ``sys.stdout`` is None)."""
+        return cls("stdout is closed: redirect it to a file, or to /dev/null to discard the "
+                   "output")
+
+    @classmethod
+    def failed(cls, exc: OSError) -> OutputError:
+        return cls(f"cannot write to stdout: {exc.strerror or exc}")
 
 
 class NotAcknowledgedError(CliError):
@@ -117,6 +145,19 @@ class ConfigError(CliError):
 
 class TimedOutError(CliError):
     exit_code = 124  # as timeout(1)
+
+
+def say(text: str) -> None:
+    """Write ``text`` on stderr as it is, and flush it: if stderr is closed or full there is
+    nobody to tell, and the exit status still says what happened."""
+    stream = sys.stderr
+    if stream is None:
+        return
+    try:
+        stream.write(text)
+        stream.flush()
+    except (OSError, ValueError):
+        pass
 
 
 _MESSAGE_CODES: dict[str, type[CliError]] = {

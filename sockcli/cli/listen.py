@@ -45,6 +45,11 @@ __all__ = ["listen"]
 @click.option("--timeout", type=click.FloatRange(min=0), metavar="SECONDS",
               help="Stop after SECONDS: exit 124 if --count was not reached, else 0.")
 @click.option("--name", metavar="NAME", help="Name this listener, for 'send --to NAME'.")
+@click.option("--slow", type=click.Choice(["wait", "latest", "drop"]), default="wait",
+              show_default=True,
+              help="While this listener is behind: hold the publishers back (wait), keep only "
+                   "the latest message of each type (latest, for status bars), or be dropped "
+                   "(drop).")
 @click.option("--no-reconnect", is_flag=True,
               help="Exit 69 when no hub is running or it goes away, instead of waiting for it.")
 @click_option(WAIT_OPTION, help="With --no-reconnect: how long to wait for the hub.")
@@ -53,18 +58,14 @@ __all__ = ["listen"]
 @client_security_options
 @click.pass_obj
 def listen(state: CliState, event: str | None, types: tuple[str, ...], count: int | None,
-           timeout: float | None, name: str | None, no_reconnect: bool, wait: float,
-           as_json: bool, connect: tuple[str, int] | None) -> None:
+           timeout: float | None, name: str | None, slow: str, no_reconnect: bool,
+           wait: float, as_json: bool, connect: tuple[str, int] | None) -> None:
     """Print the messages of EVENT's hub, one JSON line each (rich text on a terminal).
 
     Waits for a hub that is not running yet and survives its restarts, unless --no-reconnect.
     Never reads stdin.
     """
     deadline = time.monotonic() + timeout if timeout is not None else math.inf
-    event_name = state.resolve_event(event, connect)
-    client = state.client(event_name, connect, subscribe=True, types=types or None, name=name,
-                          auto_reconnect=not no_reconnect)
-    printer = MessagePrinter(rich=is_terminal() and not as_json)
     received = 0
 
     def finish() -> None:
@@ -72,8 +73,20 @@ def listen(state: CliState, event: str | None, types: tuple[str, ...], count: in
             raise TimedOutError(f"{received} of {count} messages arrived within {timeout} s")
 
     try:
+        event_name = _event_to_follow(state, event, connect, no_reconnect, wait, deadline)
+    except NoHubError:
+        if no_reconnect or connect is not None:
+            raise
+        return finish()  # --timeout ran out before a hub came, as for a named hub
+    client = state.client(event_name, connect, subscribe=True, types=types or None, name=name,
+                          auto_reconnect=not no_reconnect, slow=slow)
+    printer = MessagePrinter(rich=is_terminal() and not as_json)
+
+    try:
         if state.verbose and not no_reconnect:
             state.info(f"waiting for messages of {event_name!r}")
+        if not no_reconnect and connect is None and _hub_absent(state, event_name):
+            _say_waiting(state, f"the hub of {event_name!r}")
         try:
             client.connect(timeout=min(wait, _left(deadline)) if no_reconnect
                            else _left(deadline))
@@ -120,6 +133,32 @@ def listen(state: CliState, event: str | None, types: tuple[str, ...], count: in
 
 _PIPE_CHECK_SECONDS = 0.5
 _BATCH = 1024
+
+
+def _event_to_follow(state: CliState, event: str | None, connect: tuple[str, int] | None,
+                     no_reconnect: bool, wait: float, deadline: float) -> str:
+    """EVENT, else $SOCKCLI_EVENT, else the only local hub, waited for as a named hub is
+    (until the --timeout deadline, forever without one; --wait with --no-reconnect). Once
+    picked, the event is followed by name, across the hub's restarts."""
+    patience = min(wait, _left(deadline)) if no_reconnect else _left(deadline)
+    return state.resolve_event(event, connect, wait=patience,
+                               on_wait=lambda: _say_waiting(state, "a hub", verbose_too=True))
+
+
+def _say_waiting(state: CliState, what: str, *, verbose_too: bool = False) -> None:
+    """Say, once, that listen waits for ``what`` ("a hub", "the hub of 'ev'") to start: on a
+    terminal (stderr), and with ``verbose_too`` under -v as well (the wait for a hub to pick
+    has no other -v line). The one wording of it, for every kind of wait."""
+    if is_terminal(sys.stderr) or (verbose_too and state.verbose):
+        state.info(f"waiting for {what} to start")
+
+
+def _hub_absent(state: CliState, event_name: str) -> bool:
+    """No live record of a local hub for ``event_name``: connecting will wait for one (a
+    hub that is starting may be a few milliseconds from writing its record)."""
+    from sockcli.client.discovery import find_hub
+
+    return find_hub(state.settings().socket.socket_dir, event_name) is None
 
 
 def _reader_watch() -> Callable[[], bool] | None:

@@ -26,6 +26,7 @@ from sockcli.cli.sendopts import (
     SECURITY_OPTIONS,
     TEXT,
     Option,
+    given_more_than_once,
     message_type_choices,
     parse_hostport,
     unknown_message_type,
@@ -108,6 +109,18 @@ def _click_type(option: Option) -> click.ParamType[Any] | None:
     raise ValueError(f"no click type for options of kind {kind!r}")
 
 
+def _given_once(option: Option) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """The callback of an entry with ``once``: its one value (or its default), a usage error
+    when it was given more than once."""
+
+    def check(ctx: click.Context, param: click.Parameter, values: tuple[Any, ...]) -> Any:
+        if len(values) > 1:
+            raise click.UsageError(given_more_than_once(option, len(values)), ctx)
+        return values[0] if values else option.default
+
+    return check
+
+
 def click_option(option: Option, **extra: Any) -> Callable[[F], F]:
     """The ``click.option`` of a table entry (``extra``: click-only arguments, or another
     help text for a command that reuses the entry)."""
@@ -119,6 +132,8 @@ def click_option(option: Option, **extra: Any) -> Callable[[F], F]:
         kwargs["count"] = True
     else:
         kwargs.update(metavar=option.metavar, type=_click_type(option))
+    if option.once:  # click keeps the last value silently: collect them all, refuse two
+        kwargs.update(multiple=True, callback=_given_once(option))
     if option.envvar is not None:
         kwargs["envvar"] = option.envvar
     kwargs.update(extra)

@@ -14,12 +14,16 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 
 from sockcli.cli.errors import (
+    CliError,
     ConfigError,
     DataError,
+    InputError,
     NoEventError,
     NoHubError,
+    NotAcknowledgedError,
     UsageError,
     from_library,
 )
@@ -41,7 +45,7 @@ from sockcli.rules import validate_event_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
     from typing import Any
 
     from sockcli.cli.sendopts import Option
@@ -140,8 +144,8 @@ def parse_fast_send(argv: list[str]) -> SendPlan | None:
         else:
             return None
         value = option.convert(text)
-        if value is None:
-            return None
+        if value is None or (option.once and option.dest in values):
+            return None  # click says what is wrong (a repeated -d: a usage error)
         values[option.dest] = value
     if not in_send or any(a.dest in values and b.dest in values for a, b in EXCLUSIVE):
         return None
@@ -174,10 +178,40 @@ def check_message_type(name: str, configured: Iterable[str] | None) -> None:
 
 # -- input ------------------------------------------------------------------------------------
 
+#: What every complaint about the input shows, so that the fix is on the screen.
+_EXAMPLE = '{"progress": 40}'
+
+
+class _NotFinite(Exception):
+    """NaN, Infinity or a number beyond a float: Python's json takes them, RFC 8259 does not,
+    and a listener's JSON must stay strict."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotFinite(f"{name} is not valid JSON: numbers must be finite (send null or a "
+                     "string instead)")
+
+
+_INFINITY = float("inf")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value == _INFINITY or value == -_INFINITY:  # 1e400: json would make it Infinity
+        raise _NotFinite(f"{text} is out of range: JSON numbers here must fit a 64-bit "
+                         "float (send a string instead)")
+    return value
+
+
 def parse_object(text: str | bytes, where: str) -> dict[str, Any]:
-    """One JSON object, or a DataError saying where and what is wrong."""
+    """One JSON object (RFC 8259: no NaN or Infinity), or a DataError saying where and what is
+    wrong."""
+    if not text.strip():  # --lines skips blank lines before this
+        raise DataError(f"{where} is empty: expected one JSON object such as {_EXAMPLE}")
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except _NotFinite as exc:
+        raise DataError(f"{where}: {exc}") from None
     except ValueError as exc:
         detail = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
         pos = ""
@@ -186,9 +220,11 @@ def parse_object(text: str | bytes, where: str) -> dict[str, Any]:
                 f" (column {exc.colno})"
         if "Extra data" in detail and where == "stdin":
             detail += ": stdin holds more than one JSON value; use --lines for one per line"
+        else:
+            detail += f"; expected one JSON object such as {_EXAMPLE}"
         raise DataError(f"{where}: invalid JSON{pos}: {detail}") from None
     if not isinstance(value, dict):
-        raise DataError(f"{where}: expected a JSON object ({{...}}), got "
+        raise DataError(f"{where}: expected a JSON object such as {_EXAMPLE}, got "
                         f"{_json_kind(value)}")
     return value
 
@@ -199,13 +235,42 @@ def _json_kind(value: Any) -> str:
     return kinds.get(type(value), type(value).__name__)
 
 
-def _stdin_chunks() -> Iterator[list[bytes]]:
+def _stdin(plan: SendPlan) -> int:
+    """The file descriptor of stdin, once a person at a terminal has been told what it waits
+    for (else it would seem to hang); InputError if stdin is closed (``<&-``)."""
+    if sys.stdin is None:  # Python makes it None when descriptor 0 is not open
+        raise InputError("stdin is closed: --lines reads one JSON object per line from it"
+                         if plan.lines else
+                         "stdin is closed: pipe a JSON object in, or give it with --data JSON")
+    fd = sys.stdin.fileno()
+    if os.isatty(fd):
+        _info(plan, "reading JSON objects from the terminal, one per line; end with Ctrl-D"
+              if plan.lines else "reading a JSON object from the terminal; end with Ctrl-D")
+    return fd
+
+
+def _read_all(fd: int) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        chunk = _read(fd)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError as exc:  # a directory (EISDIR), a terminal that went away (EIO)
+        raise InputError(f"cannot read stdin: {exc.strerror or exc}") from None
+
+
+def _stdin_chunks(fd: int) -> Iterator[list[bytes]]:
     """The complete lines of stdin, in the groups they arrive in (a read returns what the
     pipeline has written so far, so nothing waits for more input to be sent)."""
-    fd = sys.stdin.buffer.fileno()
     tail = b""
     while True:
-        chunk = os.read(fd, 65536)
+        chunk = _read(fd)
         if not chunk:
             if tail:
                 yield [tail]
@@ -233,19 +298,49 @@ def _settings(plan: SendPlan) -> dict[str, Any]:
     return data
 
 
-def pick_event(socket_dir: str) -> str:
-    """The only hub running in ``socket_dir``; NoEventError listing them otherwise."""
+def pick_event(socket_dir: str, wait: float = 0.0,
+               on_wait: Callable[[], None] | None = None) -> str:
+    """The only hub running in ``socket_dir``, once one is.
+
+    With none running it looks again, from 20 ms doubling, for up to ``wait`` seconds (may be
+    math.inf): ``sockcli serve E &`` then ``sockcli send`` must find the hub that is still
+    starting (its record is written once it listens). ``on_wait()`` is called once, before
+    the first pause. Raises NoEventError (64) at once when several hubs run, NoHubError (69)
+    when none came in time.
+    """
+    from sockcli.client.connect import retry_while_absent
     from sockcli.runtime import list_records
 
-    hubs = list_records(socket_dir)
-    if len(hubs) == 1:
-        return hubs[0].event_name
-    if not hubs:
-        raise NoEventError("no EVENT given and no hub is running: name the event, or start "
-                           "a hub with 'sockcli serve EVENT'")
-    names = ", ".join(h.event_name for h in hubs)
-    raise NoEventError(f"no EVENT given and {len(hubs)} hubs are running ({names}): name "
-                       f"one, or set {EVENT_ENVVAR}")
+    said: list[bool] = []
+
+    def only_hub() -> str:
+        hubs = list_records(socket_dir)
+        if len(hubs) == 1:
+            return hubs[0].event_name
+        if not hubs:
+            raise HubAbsentError("no hub is running")
+        names = ", ".join(h.event_name for h in hubs)
+        raise NoEventError(f"no EVENT given and {len(hubs)} hubs are running ({names}): name "
+                           f"one, or set {EVENT_ENVVAR}")
+
+    def pause(seconds: float) -> bool:
+        if on_wait is not None and not said:
+            said.append(True)
+            on_wait()
+        time.sleep(seconds)
+        return False
+
+    try:
+        return retry_while_absent(only_hub, time.monotonic() + wait,
+                                  max_delay=_PICK_MAX_DELAY, pause=pause)
+    except HubAbsentError:
+        raise NoHubError("no EVENT given and no hub is running: name the event, or start a "
+                         "hub with 'sockcli serve EVENT'") from None
+
+
+#: Longest pause between two looks for a hub to pick (a hub that is starting is seen within
+#: milliseconds; one that is not running costs four looks a second).
+_PICK_MAX_DELAY = 0.25
 
 
 def _info(plan: SendPlan, text: str) -> None:
@@ -260,21 +355,27 @@ def run_send(plan: SendPlan) -> None:
     # Before reading any input: a --type the settings do not know is a usage error.
     check_message_type(plan.message_type, sock_cfg.get("message_types"))
     single: dict[str, Any] | None = None
+    stdin = -1
     if plan.data_text is not None:
         single = parse_object(plan.data_text, "--data")
-    elif not plan.lines:
-        single = parse_object(sys.stdin.buffer.read(), "stdin")
+    elif plan.lines:
+        stdin = _stdin(plan)  # closed: said before connecting
+    else:
+        single = parse_object(_read_all(_stdin(plan)), "stdin")
     socket_dir = str(sock_cfg["socket_dir"])
     event = plan.event
+    wait = plan.wait
     if event is None and plan.connect is None:
-        event = pick_event(socket_dir)
+        started = time.monotonic()
+        event = pick_event(socket_dir, wait)  # --wait for a hub to appear, then the only one
+        wait = max(0.0, wait - (time.monotonic() - started))
     timeout = plan.timeout if plan.timeout is not None else float(sock_cfg["default_timeout"])
-    sender = _open(plan, event, socket_dir, sock_cfg, settings.get("tcp", {}))
+    sender = _open(plan, event, wait, socket_dir, sock_cfg, settings.get("tcp", {}))
     try:
         if single is not None:
             _send_one(sender, plan, single, timeout)
         else:
-            _send_lines(sender, plan, timeout)
+            _send_lines(sender, plan, timeout, stdin)
     finally:
         sender.close()
 
@@ -294,13 +395,13 @@ def _security(plan: SendPlan, tcp: dict[str, Any]) -> tuple[bytes | None, str | 
     return token, str(tls_ca) if tls_ca else None
 
 
-def _open(plan: SendPlan, event: str | None, socket_dir: str, cfg: dict[str, Any],
-          tcp: dict[str, Any]) -> Sender:
+def _open(plan: SendPlan, event: str | None, wait: float, socket_dir: str,
+          cfg: dict[str, Any], tcp: dict[str, Any]) -> Sender:
     from sockcli.client.oneshot import Sender
 
     token, tls_ca = _security(plan, tcp)
     try:
-        return Sender.open(event, socket_dir=socket_dir, wait=plan.wait, connect=plan.connect,
+        return Sender.open(event, socket_dir=socket_dir, wait=wait, connect=plan.connect,
                            max_frame_size=int(cfg["buffer_size"]),
                            timezone=str(cfg["timezone"]),
                            timeout=float(cfg["default_timeout"]), token=token, tls_ca=tls_ca)
@@ -323,41 +424,53 @@ def _send_one(sender: Sender, plan: SendPlan, data: dict[str, Any], timeout: flo
         raise from_library(exc, sending=True) from None
 
 
-def _send_lines(sender: Sender, plan: SendPlan, timeout: float) -> None:
+def _send_lines(sender: Sender, plan: SendPlan, timeout: float, stdin: int) -> None:
     sent = bad = number = 0
-    for lines in _stdin_chunks():
-        for raw in lines:
-            number += 1
-            if not raw.strip():
-                continue
-            try:
-                # Without its line end, so that an error at the end of the line gets this
-                # line's column, not "column 1" of a line that does not exist.
-                data = parse_object(raw.rstrip(b"\r\n"), f"line {number}")
-                sender.send(data, plan.message_type, plan.to, defer=True)
-            except DataError as exc:
-                bad += 1
-                exc.show()
-                continue
-            except MessageError as exc:  # data msgpack cannot carry, or too large a frame
-                bad += 1
-                DataError(f"line {number}: {exc}").show()
-                continue
-            sent += 1
-        try:
-            sender.check()  # one write for what arrived together; a refusal stops us early
-        except MessageError as exc:
-            raise from_library(exc) from None
-        except SocketError as exc:
-            raise from_library(exc, sending=True) from None
+    lines_of: list[int] = []  # the input line of each message sent, by sequence number - 1
     try:
+        for lines in _stdin_chunks(stdin):
+            for raw in lines:
+                number += 1
+                if not raw.strip():
+                    continue
+                try:
+                    # Without its line end, so that an error at the end of the line gets this
+                    # line's column, not "column 1" of a line that does not exist.
+                    data = parse_object(raw.rstrip(b"\r\n"), f"line {number}")
+                    sender.send(data, plan.message_type, plan.to, defer=True)
+                except DataError as exc:
+                    bad += 1
+                    exc.show()
+                    continue
+                except MessageError as exc:  # data msgpack cannot carry, or too large a frame
+                    bad += 1
+                    DataError(f"line {number}: {exc}").show()
+                    continue
+                lines_of.append(number)
+                sent += 1
+            sender.check()  # one write for what arrived together; a refusal stops us early
         sender.flush(timeout)
     except MessageError as exc:
         raise from_library(exc) from None
     except SocketError as exc:
-        raise from_library(exc, sending=True) from None
+        raise _unacknowledged_lines(exc, sender.acked, lines_of, number) from None
     if plan.verbose:
         _info(plan, f"{sent} messages sent and acknowledged, {bad} lines refused")
     if bad:  # each bad line was reported as it came: one line of stderr per error
         raise DataError(f"{bad} line{'s' if bad > 1 else ''} not sent; the other {sent} were "
                         "sent and acknowledged", reported=True)
+
+
+def _unacknowledged_lines(exc: SocketError, acked: int, lines_of: list[int],
+                          read: int) -> CliError:
+    """Exit 75, saying exactly which input lines the hub acknowledged and where to resend
+    from (``acked``: the last sequence number acknowledged; ``read``: the last line read)."""
+    error = from_library(exc, sending=True)
+    if not isinstance(error, NotAcknowledgedError) or acked >= len(lines_of):
+        return error
+    first = lines_of[acked]
+    last = lines_of[acked - 1] if acked else 0
+    done = f"lines 1-{last} acknowledged" if last > 1 else \
+        "line 1 acknowledged" if last == 1 else "no line acknowledged"
+    rest = f"{first}-{read}" if read > first else f"{first}"
+    return NotAcknowledgedError(f"{exc}; {done}; {rest} not: resend from line {first}")

@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 __all__ = ["BUILTIN_MESSAGE_TYPES", "CLIENT_OPTIONS", "CONNECT_OPTION", "COUNT", "DIR",
            "EVENT_ENVVAR", "EXCLUSIVE", "FILE", "FLAG", "GLOBAL_OPTIONS", "HOSTPORT",
            "MESSAGE_TYPE", "PLAN_OPTIONS", "SECONDS", "SECURITY_OPTIONS", "SEND_OPTIONS", "TEXT",
-           "WAIT_OPTION", "Option", "event_or_env", "message_type_choices", "parse_hostport",
-           "token_from_option", "unknown_message_type"]
+           "WAIT_OPTION", "Option", "event_or_env", "given_more_than_once",
+           "message_type_choices", "parse_hostport", "token_from_option",
+           "unknown_message_type"]
 
 # The kinds of option: what a value is, so that each parser makes the same of it.
 FLAG = "flag"  # no value: True when given
@@ -55,12 +56,13 @@ class Option:
     """
 
     __slots__ = ("default", "dest", "envvar", "flags", "help", "high", "kind", "low",
-                 "metavar", "show_default")
+                 "metavar", "once", "show_default")
 
     def __init__(self, *flags: str, dest: str, kind: str, help: str,
                  metavar: str | None = None, default: object = None,
                  low: float | None = None, high: float | None = None,
-                 envvar: str | None = None, show_default: bool = False) -> None:
+                 envvar: str | None = None, show_default: bool = False,
+                 once: str | None = None) -> None:
         self.flags = flags
         self.dest = dest
         self.kind = kind
@@ -71,6 +73,10 @@ class Option:
         self.high = high
         self.envvar = envvar  # read when the option is not given
         self.show_default = show_default
+        #: Set (to the reason, for the message) on an option that given twice is a usage
+        #: error in both parsers, not silently its last value: a second -d would lose the
+        #: first one's message.
+        self.once = once
 
     @property
     def takes_value(self) -> bool:
@@ -138,6 +144,11 @@ def message_type_choices(configured: Iterable[str] | None) -> list[str]:
     return list(dict.fromkeys([*BUILTIN_MESSAGE_TYPES, *(t.lower() for t in configured or ())]))
 
 
+def given_more_than_once(option: Option, times: int) -> str:
+    """The one line that refuses an option of :attr:`Option.once` given ``times`` times."""
+    return f"{'/'.join(option.flags)} given {times} times: {option.once}"
+
+
 def unknown_message_type(name: str, choices: Iterable[str]) -> str:
     """The one line that refuses ``--type NAME`` (the same on every path)."""
     return (f"{name!r} is not a known message type: choose one of {', '.join(choices)} "
@@ -163,6 +174,7 @@ GLOBAL_OPTIONS = (
 _LINES = Option("--lines", dest="lines", kind=FLAG, default=False,
                 help="Read one JSON object per line and send each as it arrives.")
 _DATA = Option("-d", "--data", dest="data_text", kind=TEXT, metavar="JSON",
+               once="one JSON object per send (--lines sends one per line of stdin)",
                help="Send this JSON object; stdin is not read at all.")
 
 #: How long to wait for a hub that is starting (``listen --wait`` too, with its own help).

@@ -30,8 +30,9 @@ def _raise_fd_limit() -> None:
 @click.option("--tcp", is_flag=True, help="Listen on TCP instead of a Unix socket.")
 @click.option("--host", metavar="ADDR", help="TCP address to bind (implies --tcp; default "
               "127.0.0.1).")
-@click.option("--port", type=click.IntRange(1, 65535), help="TCP port (implies --tcp; default: "
-              "the first free port of port_range_start..port_range_end).")
+@click.option("--port", type=click.IntRange(0, 65535),
+              help="TCP port (implies --tcp); 0, as the port setting: the first free port of "
+                   "port_range_start..port_range_end [default: the port setting].")
 @click.option("--queue-size", type=click.IntRange(0, 1_000_000), metavar="N",
               help="Messages kept while no listener is connected (message_queue_size).")
 @click.option("--max-connections", type=click.IntRange(1, 100_000), metavar="N",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,8 +90,14 @@ class CliState:
         if not self.quiet:
             click.echo(f"sockcli: {text}", err=True)
 
-    def resolve_event(self, event: str | None, connect: tuple[str, int] | None = None) -> str:
-        """EVENT, else $SOCKCLI_EVENT, else the only hub there is (remote with --connect)."""
+    def resolve_event(self, event: str | None, connect: tuple[str, int] | None = None, *,
+                      wait: float = 0.0, on_wait: Callable[[], None] | None = None) -> str:
+        """EVENT, else $SOCKCLI_EVENT, else the only hub there is (remote with --connect).
+
+        The local hub to pick is waited for up to ``wait`` seconds (math.inf: until one runs),
+        ``on_wait()`` called once if it is not there at once; NoEventError (64) when several
+        run, NoHubError (69) when none came in time.
+        """
         from sockcli.cli.sendopts import event_or_env
         from sockcli.types import validate_event_name
 
@@ -105,7 +112,7 @@ class CliState:
         from sockcli.cli.sendcore import pick_event
 
         try:
-            return pick_event(str(self.settings().socket.socket_dir))
+            return pick_event(str(self.settings().socket.socket_dir), wait, on_wait)
         except SocketError as exc:
             raise ConfigError(str(exc)) from None
 

@@ -7,6 +7,8 @@
   send``: no thread, few imports.
 - :mod:`~sockcli.client.connect`: opening a socket to a hub, and retrying while it is absent.
 - :mod:`~sockcli.client.inbox`: the bounded receive buffer.
+- :mod:`~sockcli.client.outbox`: the batched writer of the threaded client.
+- :mod:`~sockcli.client.settle`: waiting for acknowledgements (the ledger behind a condition).
 - :mod:`~sockcli.client.discovery`: finding a local hub by event name, whatever its transport.
 - :mod:`~sockcli.client.unix`, :mod:`~sockcli.client.tcp`: what differs per transport.
 

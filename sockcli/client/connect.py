@@ -14,7 +14,7 @@ import time
 
 from sockcli.exceptions import ConnectionError, HubAbsentError, MessageError, SocketError
 from sockcli.protocol.codec import CLOSED, NEED_DATA, Sentinel
-from sockcli.runtime import check_socket_dir
+from sockcli.runtime import entry_path, lstat_entry, open_socket_dir
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,21 +35,35 @@ _FIRST_RETRY_DELAY = 0.02
 
 def open_unix_socket(path: str | os.PathLike[str], timeout: float,
                      event_name: str) -> socket.socket:
-    """Connect to the hub socket at ``path``; HubAbsentError when nothing listens there."""
-    check_socket_dir(os.path.dirname(os.fspath(path)))
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
+    """Connect to the hub socket at ``path``; HubAbsentError when nothing listens there.
+
+    The socket's directory is opened and checked first, and the socket reached through that
+    descriptor (:func:`~sockcli.runtime.open_socket_dir`, :func:`~sockcli.runtime.entry_path`),
+    so a directory swapped after the check is never the one connected to. Raises
+    UnsafePathError for a directory that is not safe to use or a socket that is a symbolic
+    link, ConnectionError when the connection fails otherwise.
+    """
+    text = os.fspath(path)
+    directory, name = os.path.split(text)
+    absent = f"no hub is running for event {event_name!r} (nothing listens on {text})"
+    dir_fd = open_socket_dir(directory)
+    if dir_fd is None:
+        raise HubAbsentError(absent)
     try:
-        sock.connect(os.fspath(path))
-    except (FileNotFoundError, ConnectionRefusedError) as exc:
-        sock.close()
-        raise HubAbsentError(
-            f"no hub is running for event {event_name!r} (nothing listens on {os.fspath(path)})"
-        ) from exc
-    except OSError as exc:
-        sock.close()
-        raise ConnectionError(f"cannot connect to {os.fspath(path)}: {exc.strerror or exc}") \
-            from exc
+        if lstat_entry(dir_fd, name, text) is None:
+            raise HubAbsentError(absent)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(entry_path(dir_fd, name, text))
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            sock.close()
+            raise HubAbsentError(absent) from exc
+        except OSError as exc:
+            sock.close()
+            raise ConnectionError(f"cannot connect to {text}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(dir_fd)
     return sock
 
 

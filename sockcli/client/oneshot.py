@@ -50,6 +50,9 @@ class Sender:
         self.event_name = event_name
         self.timezone = timezone
         self._acks = AckLedger()
+        #: How long the hub may hold this sender back (its welcome's slow_consumer_timeout,
+        #: plus a second): the least time flush() waits for an acknowledgement.
+        self.hold_limit = 0.0
         self._lost: str | None = None
         self._deferred: list[bytes] = []
         self._stamp = (-1, "")  # the last millisecond and its ISO text: streams share them
@@ -99,7 +102,10 @@ class Sender:
         except ValueError:
             sock.close()
             raise ConnectionError("the hub's welcome names no valid event") from None
-        return cls(sock, codec, name, timezone=timezone)
+        sender = cls(sock, codec, name, timezone=timezone)
+        if welcome.slow_consumer_timeout:
+            sender.hold_limit = welcome.slow_consumer_timeout + 1.0
+        return sender
 
     @staticmethod
     def _open_socket(event_name: str | None, socket_dir: str,
@@ -163,8 +169,13 @@ class Sender:
         try:
             self._sock.sendall(payload)
         except OSError as exc:
-            self._lost = f"lost the hub of {self.event_name!r}: {exc.strerror or exc}"
-            raise ConnectionError(self._lost) from exc
+            lost = f"lost the hub of {self.event_name!r}: {exc.strerror or exc}"
+            # What the hub acknowledged before it went is still to be read: take it in, so
+            # that the caller knows exactly what was settled.
+            while self._lost is None and self._read(0.0):
+                pass
+            self._lost = lost
+            raise ConnectionError(lost) from exc
 
     def check(self) -> None:
         """Read the replies that have arrived, without waiting; raise the first refusal."""
@@ -179,8 +190,10 @@ class Sender:
         away first, TimeoutError if no acknowledgement came within ``timeout`` seconds.
         """
         self.push()
-        deadline = time.monotonic() + timeout
+        budget = max(timeout, self.hold_limit)  # the hub may hold us back (flow control)
+        deadline = time.monotonic() + budget
         acks = self._acks
+        seen = acks.acked
         while True:
             self._raise_refusal()
             if acks.pending <= 0:
@@ -188,11 +201,19 @@ class Sender:
             if self._lost is not None:
                 raise ConnectionError(f"{self._lost} before it acknowledged "
                                       f"{acks.pending} message(s)")
+            if acks.acked != seen:  # progress: the wait is for the hub's silence
+                seen = acks.acked
+                deadline = time.monotonic() + budget
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"hub {self.event_name!r} did not acknowledge within "
-                                   f"{timeout} s")
+                                   f"{budget:g} s")
             self._read(remaining)
+
+    @property
+    def acked(self) -> int:
+        """The last sequence number the hub has acknowledged (every one up to it is settled)."""
+        return self._acks.acked
 
     def close(self) -> None:
         self._sock.close()
@@ -210,13 +231,14 @@ class Sender:
         if refusal is not None:
             raise refusal
 
-    def _read(self, timeout: float) -> None:
-        """Take in what the hub sent within ``timeout`` seconds (0: only what is there)."""
+    def _read(self, timeout: float) -> bool:
+        """Take in what the hub sent within ``timeout`` seconds (0: only what is there);
+        False when nothing came."""
         if self._lost is not None:
-            return
+            return False
         ready, _, _ = select.select([self._sock], [], [], max(0.0, timeout))
         if not ready:
-            return
+            return False
         try:
             data = self._sock.recv(65536)
         except OSError as exc:
@@ -237,3 +259,4 @@ class Sender:
                                   f"{frame.reason} ({frame.code})")
         except MessageError as exc:
             self._lost = f"hub {self.event_name!r} sent a bad frame: {exc}"
+        return bool(data)

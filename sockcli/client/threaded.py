@@ -23,6 +23,7 @@ from sockcli.client.base import SocketClient
 from sockcli.client.connect import retry_while_absent, start_session, tcp_security
 from sockcli.client.inbox import Inbox
 from sockcli.client.outbox import Outbox
+from sockcli.client.settle import Settlement
 from sockcli.exceptions import (
     ConnectionError,
     HubAbsentError,
@@ -31,7 +32,6 @@ from sockcli.exceptions import (
     TimeoutError,
 )
 from sockcli.protocol import frames as fr
-from sockcli.protocol.acks import AckLedger
 from sockcli.protocol.codec import CLOSED, NEED_DATA, Codec
 from sockcli.protocol.handshake import ClientHandshake
 from sockcli.types import MessageType, SocketMessage, SocketType, validate_event_name
@@ -66,7 +66,8 @@ class HubClient(SocketClient):
                  types: Iterable[MessageType | str] | None = None, name: str | None = None,
                  auto_reconnect: bool | None = None, settings: SettingsView | None = None,
                  config_file: str | os.PathLike[str] | None = None,
-                 token: bytes | str | None = None, **overrides: Any) -> None:
+                 token: bytes | str | None = None, slow: str | None = None,
+                 **overrides: Any) -> None:
         from sockcli.config.loader import settings_for
 
         self._event_name = validate_event_name(event_name)
@@ -79,21 +80,29 @@ class HubClient(SocketClient):
 
             raise ValidationError("a client name must be 1 to 64 characters")
         self.name = name
+        if slow is not None and slow not in fr.SLOW_MODES:
+            from sockcli.exceptions import ValidationError
+
+            raise ValidationError(f"invalid slow mode {slow!r}: choose one of "
+                                  f"{', '.join(fr.SLOW_MODES)}")
+        #: What the hub does while this subscriber is behind: "wait", "latest" or "drop".
+        self.slow = slow
         self.auto_reconnect = (self.config.auto_reconnect if auto_reconnect is None
                                else auto_reconnect)
         self.client_id: str | None = None
         self.welcome: fr.Welcome | None = None
         self._codec = Codec(max_frame_size=self.config.buffer_size)
         self._sock: socket.socket | None = None
+        self._settle = Settlement(self._event_name)
+        self._cond = self._settle.cond
         self._outbox = Outbox(self._event_name, connected=self._live_socket,
-                              on_lost=self._lose_pending)
+                              on_lost=self._settle.connection_lost)
         self._write_lock = self._outbox.lock
-        self._cond = threading.Condition()
         self._inbox = Inbox(self.config.receive_buffer_size)
         self._reader: threading.Thread | None = None
         self._closed = threading.Event()
         self._connected = False
-        self._acks = AckLedger()  # guarded by _cond; seqs are given out under _write_lock
+        self._acks = self._settle.acks  # guarded by _cond; seqs given out under _write_lock
         self._stats_reply: dict[str, Any] | None = None
         self._stats_lock = threading.Lock()
         #: The name or address the hub's TLS certificate must name (set when connecting).
@@ -166,9 +175,7 @@ class HubClient(SocketClient):
         if sock is not None:
             sock.close()
         self._sock = None
-        with self._cond:
-            self._lose_pending()
-            self._cond.notify_all()
+        self._settle.connection_lost()
         self._put_closed(ConnectionError("the client is disconnected"))
 
     def send(self, message: SocketMessage, *, to: str | None = None, wait: bool = True,
@@ -187,15 +194,10 @@ class HubClient(SocketClient):
                 seq = self._acks.sent_one()  # only once encoded: a refused frame leaves no gap
             self._outbox.add(sock, data, now=wait)
         if wait:
-            self._wait_settled(seq, deadline)
+            self._settle.wait(seq, deadline)
 
     def _live_socket(self) -> socket.socket | None:
         return self._sock if self._connected else None
-
-    def _lose_pending(self) -> None:
-        """The connection ended: what was sent and not acknowledged is lost."""
-        with self._cond:  # reentrant: callers may hold it already
-            self._acks.lose_pending()
 
     def check(self) -> None:
         """Raise the first refusal the hub has sent so far (MessageError), without waiting."""
@@ -209,7 +211,7 @@ class HubClient(SocketClient):
         with self._write_lock:
             if self._outbox.waiting and self._sock is not None and self._connected:
                 self._outbox.write_out(self._sock)
-        self._wait_settled(self._acks.sent, time.monotonic() + budget)
+        self._settle.wait(self._acks.sent, time.monotonic() + budget)
 
     def receive(self, timeout: float | None = None) -> SocketMessage:
         message: SocketMessage = self.receive_many(1, timeout)[0]
@@ -286,7 +288,8 @@ class HubClient(SocketClient):
     def _handshake(self, sock: socket.socket, deadline: float) -> socket.socket:
         tcp = sock.family != socket.AF_UNIX
         shake = ClientHandshake(subscribe=self.subscribe, types=self.types, name=self.name,
-                                token=self._token if tcp else None, hub_name=self._event_name)
+                                token=self._token if tcp else None, hub_name=self._event_name,
+                                slow=self.slow)
         codec = Codec(max_frame_size=self.config.buffer_size)
         sock, self.welcome = start_session(
             sock, codec, shake, max(0.001, min(deadline - time.monotonic(),
@@ -294,6 +297,8 @@ class HubClient(SocketClient):
             tls_context=self._tls_context if tcp else None, server_name=self.tls_server_name)
         sock.settimeout(None)
         self.client_id = self.welcome.client_id
+        sct = self.welcome.slow_consumer_timeout  # how long the hub may hold us back
+        self._settle.hold_limit = sct + 1.0 if sct else 0.0
         self._codec = codec  # keeps any bytes that followed the welcome
         return sock
 
@@ -311,29 +316,6 @@ class HubClient(SocketClient):
                 if not self._connected:
                     self._cond.wait(min(remaining, 0.1))
 
-    # -- acknowledgements ---------------------------------------------------------------
-
-    def _wait_settled(self, seq: int, deadline: float) -> None:
-        acks = self._acks
-        with self._cond:
-            while True:
-                failed = acks.pop_refusal(seq)
-                if failed is not None:
-                    raise failed
-                lost = acks.pop_loss(seq)
-                if lost is not None:
-                    what = "the message" if lost[0] == lost[1] else \
-                        f"{lost[1] - lost[0] + 1} messages"
-                    raise ConnectionError(
-                        f"the connection to {self._event_name!r} was lost before the hub "
-                        f"acknowledged {what}")
-                if acks.is_acked(seq):
-                    return
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"hub {self._event_name!r} did not acknowledge in time")
-                self._cond.wait(remaining)
-
     # -- the reader thread ----------------------------------------------------------------
 
     def _read_loop(self) -> None:
@@ -343,8 +325,7 @@ class HubClient(SocketClient):
                 self._pump(sock)
             with self._cond:
                 self._connected = False
-                self._lose_pending()
-                self._cond.notify_all()
+                self._settle.connection_lost()
             if self._closed.is_set():
                 break
             if not self.auto_reconnect:

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["CachedSettings", "CachedSocket", "CachedTcp", "CachedUnix", "cache_file", "cache_key",
            "load_cached", "store_cached"]
 
-_FORMAT = 4  # bump when the settings gain keys: an older entry would lack them
+_FORMAT = 5  # bump when the settings gain keys: an older entry would lack them
 #: SOCKCLI_* variables that are not settings: they must not invalidate the cache.
 _NOT_SETTINGS = frozenset({"SOCKCLI_EVENT", "SOCKCLI_CONFIG", "SOCKCLI_DEBUG", "SOCKCLI_TOKEN",
                            "SOCKCLI_NO_CACHE"})
@@ -160,6 +160,7 @@ class CachedSocket(_Section):
     send_buffer_limit: int
     handshake_timeout: float
     frame_timeout: float
+    slow_consumer_timeout: float
     message_types: tuple[str, ...]
 
     @property

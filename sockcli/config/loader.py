@@ -51,8 +51,9 @@ __all__ = [
 
 ENV_PREFIX = "SOCKCLI"
 _lock = _thread.allocate_lock()
-#: The shared settings, with the registry they were loaded under.
-_cached: tuple[tuple[tuple[str, str], ...], SettingsView] | None = None
+#: The shared settings, with the key (:func:`sockcli.config.cache.cache_key`) they were
+#: loaded under.
+_cached: tuple[str, SettingsView] | None = None
 
 
 def _default_path() -> str:
@@ -152,10 +153,22 @@ def load_settings(config_file: str | os.PathLike[str] | None = None,
     timezone becomes the process's default. Raises ValidationError for an unreadable or
     invalid file, an invalid value anywhere, or an unknown keyword.
     """
+    user_file = os.fspath(config_file) if config_file is not None else _user_path()
+    return _load_keyed(_key(user_file, overrides), config_file, overrides)
+
+
+def _key(user_file: str, overrides: Mapping[str, Any]) -> str:
+    """What the settings depend on (:func:`sockcli.config.cache.cache_key`): the files'
+    identities, the SOCKCLI_* variables, XDG_RUNTIME_DIR, HOME, the uid, the registry."""
     from sockcli.config import cache
 
-    user_file = os.fspath(config_file) if config_file is not None else _user_path()
-    key = cache.cache_key([_default_path(), user_file], overrides, registry_key())
+    return cache.cache_key([_default_path(), user_file], dict(overrides), registry_key())
+
+
+def _load_keyed(key: str, config_file: str | os.PathLike[str] | None,
+                overrides: Mapping[str, Any]) -> SettingsView:
+    from sockcli.config import cache
+
     settings: SettingsView | None = cache.load_cached(key)
     if settings is not None:
         set_default_timezone(settings.socket.timezone)
@@ -227,13 +240,18 @@ def _load_and_validate(config_file: str | os.PathLike[str] | None,
 
 
 def get_settings() -> SettingsView:
-    """The default settings of this process, loaded once and shared (and again after a
-    transport was registered or removed, whose section they would lack or keep)."""
+    """The default settings of this process, shared while what they depend on is unchanged.
+
+    Keyed like the disk cache (:func:`sockcli.config.cache.cache_key`), so a process that
+    changes ``XDG_RUNTIME_DIR``, ``HOME`` or a ``SOCKCLI_*`` variable, edits its settings
+    file, or registers a transport gets fresh settings for the hubs and clients it makes
+    afterwards; unchanged, the same object (the key costs two ``stat`` calls and a scan
+    of the environment)."""
     global _cached
+    key = _key(_user_path(), {})
     with _lock:
-        registry = registry_key()
-        if _cached is None or _cached[0] != registry:
-            _cached = (registry, load_settings())
+        if _cached is None or _cached[0] != key:
+            _cached = (key, _load_keyed(key, None, {}))
         return _cached[1]
 
 

@@ -87,6 +87,9 @@ class SocketConfig(BaseModel):
     send_buffer_limit: Annotated[int, Field(ge=64 * 1024, le=1024 * 1024 * 1024)] = 4 * 1024 * 1024
     handshake_timeout: Positive = 5.0
     frame_timeout: Positive = 10.0
+    #: Seconds a subscriber that is behind may read nothing before the hub drops it (and stops
+    #: holding its publishers back for it).
+    slow_consumer_timeout: Positive = 10.0
     #: Message types besides data, error and control (sockcli.kinds.register_message_type).
     message_types: tuple[str, ...] = ()
 

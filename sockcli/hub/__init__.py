@@ -7,7 +7,13 @@
   wake-ups from other threads, timers) that admission and the router plug into.
 - :mod:`~sockcli.hub.admission`: who gets in: limits, peer credentials, the token, TLS.
 - :mod:`~sockcli.hub.router`: who gets what: broadcast, unicast, the queue, type filters,
-  per-subscriber buffers and the slow-consumer rule.
+  per-subscriber buffers and what happens to a subscriber that falls behind.
+- :mod:`~sockcli.hub.flow`: flow control: whom the loop stops reading, and for how long.
+- :mod:`~sockcli.hub.mailbox`: what other threads give the loop (sends, wake-ups) and the
+  client snapshot they may read.
+- :mod:`~sockcli.hub.replies`: what the hub answers to stats, ping and unknown frames.
+- :mod:`~sockcli.hub.descriptors`: the file descriptor limit, and refusing clients when it
+  is reached.
 - :mod:`~sockcli.hub.connection`: one client connection as the loop holds it.
 - :mod:`~sockcli.hub.unix`, :mod:`~sockcli.hub.tcp`: what differs per transport (binding,
   cleaning up, peer credentials).

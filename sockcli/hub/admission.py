@@ -77,7 +77,8 @@ class Admission:
         cfg = self._config
         conn.handshake = HubHandshake(
             event_name=self.event_name, client_id=self._new_client_id, token=self.token,
-            allow_client_send=cfg.allow_client_send, max_frame_size=cfg.buffer_size)
+            allow_client_send=cfg.allow_client_send, max_frame_size=cfg.buffer_size,
+            slow_consumer_timeout=cfg.slow_consumer_timeout)
         if self.tls_context is not None:
             conn.tls = _TlsPending()
         assert conn.info is not None
@@ -121,6 +122,7 @@ class Admission:
         assert conn.info is not None
         hello = shake.hello
         conn.handshake = None
+        conn.slow = hello.slow or "wait"
         return ClientInfo(
             client_id=shake.welcome.client_id, name=hello.name, subscribed=hello.subscribe,
             types=hello.types, connected_ms=conn.connected_ms, peer=conn.peer,

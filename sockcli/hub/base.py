@@ -61,10 +61,13 @@ class SocketServer(ABC):
         Non-blocking (the default, ``blocking_mode = false``): returns once the hub accepts
         connections, the hub then runs in a background thread. Blocking: runs the hub in the
         calling thread and returns after :meth:`stop` (from another thread or a signal handler).
+        On a hub that is already running it starts nothing: it returns at once, or, blocking,
+        once the hub has stopped (so ``with create_server(...) as hub: hub.start()`` works).
 
-        Raises SocketError if a hub for the event already runs or the socket directory is unsafe,
-        ValidationError if the socket path is too long, ConnectionError if the address cannot
-        be bound (TCP: no free port in the range).
+        Raises SocketError if another hub for the event already runs or this one was stopped
+        (a stopped hub cannot be restarted), UnsafePathError if the socket directory is not
+        safe to use, ValidationError if the socket path is too long, ConnectionError if the
+        address cannot be bound (TCP: no free port in the range).
         """
 
     @abstractmethod

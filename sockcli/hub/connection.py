@@ -27,7 +27,6 @@ class Connection:
 
     __slots__ = (
         "ack_seq",
-        "auth",
         "close_deadline",
         "codec",
         "connected_ms",
@@ -36,9 +35,13 @@ class Connection:
         "handshake",
         "handshake_deadline",
         "info",
+        "latest",
         "out",
         "out_size",
+        "paused",
         "peer",
+        "progress_at",
+        "slow",
         "sock",
         "state",
         "tls",
@@ -67,6 +70,15 @@ class Connection:
         #: The hub's TLS state (sockcli.hub.admission._TlsPending) until the TLS handshake is
         #: done; None otherwise, and always on a hub without TLS.
         self.tls: Any = None
+        #: What the hub does while this subscriber is behind (its hello's ``slow``): "wait"
+        #: (hold publishers back), "latest" (keep the latest message per type) or "drop".
+        self.slow = "wait"
+        #: "latest" mode: the newest message of each type that waits for room, encoded.
+        self.latest: dict[MessageType, bytes] | None = None
+        #: When the kernel last took bytes of this connection's output (time.monotonic()).
+        self.progress_at = 0.0
+        #: Whether the hub has stopped reading from this connection (flow control).
+        self.paused = False
 
     @property
     def subscribed(self) -> bool:
@@ -101,8 +113,67 @@ class Connection:
             except (BlockingIOError, InterruptedError):
                 return False
             self.out_size -= sent
+            if sent:
+                self.progress_at = time.monotonic()
             if sent < len(chunk):
                 self.out[0] = memoryview(chunk)[sent:]  # no copy of a large remainder
                 return False
             self.out.popleft()
         return True
+
+    def partial(self, fed: int, frame_timeout: float) -> bool:
+        """After a read (``fed``: the bytes the codec held with it): start, keep or clear the
+        deadline of the incomplete frame the codec holds; True while one is held. A frame that
+        began before the read and is still incomplete keeps its deadline: trickling bytes
+        does not extend it."""
+        held = self.codec.buffered
+        if not held:
+            self.frame_deadline = 0.0
+            return False
+        if held < fed or not self.frame_deadline:  # a new frame began
+            self.frame_deadline = time.monotonic() + frame_timeout
+        return True
+
+    def discard_pending(self) -> int:
+        """Drop the output that waits but the rest of a frame the kernel took part of (the
+        client must get whole frames); return how many whole frames were dropped."""
+        out = self.out
+        head = out[0] if out and isinstance(out[0], memoryview) else None
+        dropped = sum(_count_frames(chunk) for chunk in (list(out)[1:] if head else out))
+        out.clear()
+        self.out_size = 0
+        if head is not None:
+            rest, whole = _split_partial(head)
+            dropped += whole
+            if rest:
+                self.enqueue(rest)
+        if self.latest:
+            dropped += len(self.latest)
+            self.latest = None
+        return dropped
+
+
+def _count_frames(chunk: bytes | memoryview) -> int:
+    """The number of frames in ``chunk``: whole frames, each behind its 4-byte length."""
+    count, at, end = 0, 0, len(chunk)
+    while at + 4 <= end:
+        at += 4 + int.from_bytes(chunk[at:at + 4], "big")
+        count += 1
+    return count
+
+
+def _split_partial(head: memoryview) -> tuple[memoryview, int]:
+    """For the unsent tail of a chunk of whole frames (Connection.flush's memoryview): the rest
+    of the frame the kernel took part of, and how many whole frames follow it."""
+    chunk = head.obj  # the chunk the view was cut from
+    assert isinstance(chunk, bytes)
+    sent = len(chunk) - len(head)
+    at = 0
+    while True:
+        end = at + 4 + int.from_bytes(chunk[at:at + 4], "big")
+        if end > sent:
+            break
+        at = end
+    if at == sent:  # nothing of this frame went out: it is whole, like those after it
+        return head[:0], _count_frames(head)
+    return head[:end - sent], _count_frames(head[end - sent:])

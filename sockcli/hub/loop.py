@@ -17,19 +17,23 @@ callables (who a peer is, the live figures), so that the loop does not know the 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import selectors
 import socket
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from sockcli.exceptions import ConnectionError, MessageError, ValidationError
+from sockcli.exceptions import MessageError
 from sockcli.hub.admission import Admission, TlsOutcome
 from sockcli.hub.base import ClientInfo
 from sockcli.hub.connection import Connection, ConnectionState
+from sockcli.hub.descriptors import SpareDescriptor
+from sockcli.hub.flow import FlowControl
+from sockcli.hub.mailbox import Mailbox
+from sockcli.hub.replies import reply_to
 from sockcli.hub.router import HubStats, Router
 from sockcli.protocol import frames as fr
 from sockcli.protocol.codec import CLOSED, NEED_DATA, Codec
@@ -64,15 +68,14 @@ class HubLoop:
         self.admission: Admission | None = None  # given at open: transports set their parts
         self.listener: socket.socket | None = None
         self.selector: selectors.BaseSelector | None = None
-        self._lock = threading.Lock()  # guards _inbox, _woken and _clients
-        self._inbox: deque[tuple[bytes, MessageType, str | None]] = deque()
-        self._woken = False
-        self._clients: dict[str, ClientInfo] = {}
+        #: What other threads give the loop, and the clients they may see.
+        self.mailbox = Mailbox(self.event_name)
         self._conns: dict[int, Connection] = {}
         self._dirty: set[Connection] = set()
         self._unsettled: set[Connection] = set()  # in handshake, closing or mid-frame: deadlines
-        self._wake_r: socket.socket | None = None
-        self._wake_w: socket.socket | None = None
+        self.flow = FlowControl(self.router, self._conns, pause=self._pause,
+                                consume=lambda conn: self._consume(conn, conn.codec.buffered))
+        self._spare = SpareDescriptor(self.event_name)
         #: The thread running :meth:`run`, once it runs.
         self.ident: int | None = None
 
@@ -80,39 +83,19 @@ class HubLoop:
 
     def clients(self) -> list[ClientInfo]:
         """A snapshot of the welcomed clients (any thread)."""
-        with self._lock:
-            return list(self._clients.values())
+        return self.mailbox.clients()
 
     def post(self, frame: bytes, message_type: MessageType, client_id: str | None) -> None:
-        """Hand the loop an encoded message to route (any thread): to every subscriber that
-        accepts ``message_type``, or to the client ``client_id``.
-
-        Raises ConnectionError if ``client_id`` is not connected, ValidationError if it is a
-        pure sender.
-        """
-        with self._lock:
-            if client_id is not None:
-                info = self._clients.get(client_id)
-                if info is None:
-                    raise ConnectionError(
-                        f"no client {client_id!r} is connected to hub {self.event_name!r}")
-                if not info.subscribed:
-                    raise ValidationError(
-                        f"client {client_id!r} is a pure sender and receives no messages")
-            self._inbox.append((frame, message_type, client_id))
-            wake = not self._woken
-            self._woken = True
+        """Hand the loop an encoded message to route (any thread): see :meth:`Mailbox.post`."""
+        wake = self.mailbox.post(frame, message_type, client_id)
         if threading.get_ident() == self.ident:
             self._drain_inbox()
         elif wake:
-            self.wake()
+            self.mailbox.wake()
 
     def wake(self) -> None:
         """Interrupt the loop's select (any thread, and from a signal handler)."""
-        w = self._wake_w
-        if w is not None:
-            with contextlib.suppress(OSError):  # full pipe: a wake-up is pending anyway
-                w.send(b"\0")
+        self.mailbox.wake()
 
     # -- start-up and shut-down -----------------------------------------------------------
 
@@ -121,12 +104,10 @@ class HubLoop:
         listener.setblocking(False)
         self.admission = admission
         self.listener = listener
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
+        wake_r = self.mailbox.open()
         self.selector = selectors.DefaultSelector()
         self.selector.register(listener, selectors.EVENT_READ, None)
-        self.selector.register(self._wake_r, selectors.EVENT_READ, self._wake_r)
+        self.selector.register(wake_r, selectors.EVENT_READ, wake_r)
 
     def run(self, stopping: Callable[[], bool]) -> None:
         """Serve until ``stopping()`` is true after a wake-up; then the caller closes all."""
@@ -137,8 +118,8 @@ class HubLoop:
             for key, mask in sel.select(self._select_timeout()):
                 if key.data is None:
                     self._accept()
-                elif key.data is self._wake_r:
-                    self._drain_wake()
+                elif key.data is self.mailbox.wake_r:
+                    self.mailbox.drain_wake()
                 else:
                     conn: Connection = key.data
                     if conn.tls is not None and not conn.closing:
@@ -150,12 +131,12 @@ class HubLoop:
                         self._mark_dirty(conn)
             self._drain_inbox()
             self._flush_dirty()
+            self._regulate()
             self._expire()
 
     def close_all(self) -> None:
         """Tell every client the hub is stopping, close every socket."""
-        with self._lock:
-            self._clients.clear()
+        self.mailbox.clear()
         bye = self.codec.send(fr.ErrorFrame(code=fr.ErrorCode.SHUTTING_DOWN, fatal=True,
                                             reason=f"hub {self.event_name!r} is stopping"))
         for conn in list(self._conns.values()):
@@ -165,35 +146,51 @@ class HubLoop:
                 conn.flush()
             self._close(conn)
         sel = self.selector
-        for sock in (self.listener, self._wake_r, self._wake_w):
-            if sock is not None:
-                if sel is not None:
-                    with contextlib.suppress(KeyError, ValueError):
-                        sel.unregister(sock)
-                sock.close()
+        for sock in (self.listener, self.mailbox.wake_r):
+            if sock is not None and sel is not None:
+                with contextlib.suppress(KeyError, ValueError):
+                    sel.unregister(sock)
+        if self.listener is not None:
+            self.listener.close()
+        self.mailbox.close()
         if sel is not None:
             sel.close()
+        self._spare.close()
 
     # -- the loop ---------------------------------------------------------------------------
 
     def _select_timeout(self) -> float | None:
-        return 0.25 if self._unsettled else None
+        return 0.25 if self._unsettled or self.flow.timed or self._spare.paused else None
 
-    def _drain_wake(self) -> None:
-        assert self._wake_r is not None
-        with contextlib.suppress(BlockingIOError):
-            while self._wake_r.recv(4096):
-                pass
+    # -- flow control (sockcli.hub.flow) ---------------------------------------------------
+
+    def _regulate(self) -> None:
+        """Once per loop turn, after the writes: who is read (sockcli.hub.flow)."""
+        self.flow.regulate()
+        if self._dirty:  # a "latest" subscriber's messages, queued once it caught up
+            self._flush_dirty()
+
+    def _pause(self, conn: Connection, paused: bool) -> None:
+        if conn.paused != paused:
+            conn.paused = paused
+            if not paused and conn.frame_deadline:  # its frame's time restarts with reading
+                conn.frame_deadline = time.monotonic() + self.config.frame_timeout
+            self._apply_interest(conn)
 
     def _expire(self) -> None:
         now = time.monotonic()
+        if self._spare.paused and self.listener is not None and self.selector is not None:
+            self._spare.resume(now, self.listener, self.selector)
+        if self.flow.timed:
+            self.flow.expire(now)
         for conn in list(self._unsettled):
             if conn.state is ConnectionState.HANDSHAKE and now >= conn.handshake_deadline:
                 assert self.admission is not None
                 self._drop(conn, self.admission.expired(conn))
             elif conn.state is ConnectionState.CLOSING and now >= conn.close_deadline:
                 self._close(conn)
-            elif conn.frame_deadline and now >= conn.frame_deadline and not conn.closing:
+            elif conn.frame_deadline and now >= conn.frame_deadline and not conn.closing \
+                    and not conn.paused:  # held back, it cannot finish its frame
                 self.stats.rejected += 1
                 self._drop(conn, fr.ErrorFrame(
                     code=fr.ErrorCode.MALFORMED, fatal=True,
@@ -210,8 +207,11 @@ class HubLoop:
                 sock, addr = self.listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:  # EMFILE and friends: keep serving who is already here
-                log.warning("hub %s cannot accept: %s", self.event_name, exc)
+            except OSError as exc:  # keep serving who is already here
+                if exc.errno in (errno.EMFILE, errno.ENFILE):
+                    self._out_of_descriptors()
+                else:
+                    log.warning("hub %s cannot accept: %s", self.event_name, exc)
                 return
             sock.setblocking(False)
             peer, creds = self._peer_info(sock, addr)
@@ -227,6 +227,15 @@ class HubLoop:
             refusal = admission.accept(conn, live)
             if refusal is not None:
                 self._drop(conn, refusal)
+
+    def _out_of_descriptors(self) -> None:
+        """Every descriptor is in use: refuse the waiting clients (sockcli.hub.descriptors)."""
+        assert self.listener is not None and self.selector is not None
+        refusal = self.codec.send(fr.ErrorFrame(
+            code=fr.ErrorCode.MAX_CONNECTIONS, fatal=True,
+            reason=f"hub {self.event_name!r} is out of file descriptors; try again later"))
+        self.stats.refused_connections += self._spare.refuse_waiting(
+            self.listener, refusal, self.selector)
 
     def _tls_event(self, conn: Connection) -> None:
         """One step of a connection's TLS handshake (sockcli.hub.admission)."""
@@ -281,7 +290,14 @@ class HubLoop:
             return  # discard: we are only waiting for the peer to read our last words
         fed = conn.codec.buffered + len(data)  # for the frame deadline: did a frame end?
         conn.codec.receive_data(data)
+        self._consume(conn, fed)
+
+    def _consume(self, conn: Connection, fed: int) -> None:
+        """Handle the complete frames ``conn``'s codec holds, then acknowledge them. Stops
+        early, leaving the rest in the codec, when the replies waiting for ``conn`` pass
+        ``send_buffer_limit``: a client that does not read its replies is not read either."""
         router = self.router
+        limit = router.send_buffer_limit
         try:
             while not conn.closing:
                 m = conn.codec.next_map()
@@ -293,15 +309,20 @@ class HubLoop:
                 if type(m) is dict and m.get("kind") == "message" and \
                         conn.state is ConnectionState.ACTIVE and not router.handlers and \
                         router.relay_map(conn, m):
-                    continue  # the hot path: no frame or message objects
-                try:
-                    frame = fr.frame_from_map(m)
-                except fr.UnknownMessageTypeError as exc:
-                    if conn.state is not ConnectionState.ACTIVE:
-                        raise
-                    router.refuse(conn, exc)  # that message only: a deployment's mismatch
-                    continue
-                self._handle(conn, frame)
+                    pass  # the hot path: no frame or message objects
+                else:
+                    try:
+                        frame = fr.frame_from_map(m)
+                    except fr.RefusedMessageError as exc:
+                        if conn.state is not ConnectionState.ACTIVE:
+                            raise
+                        # That message only: a type unknown here, a timestamp_iso no date.
+                        router.refuse(conn, exc)
+                    else:
+                        self._handle(conn, frame)
+                if conn.out_size > limit and conn.state is ConnectionState.ACTIVE:
+                    self.flow.choke(conn)
+                    break
         except MessageError as exc:
             self.stats.rejected += 1
             self._drop(conn, fr.ErrorFrame(code=exc.code, reason=str(exc), fatal=True))
@@ -312,19 +333,13 @@ class HubLoop:
             self._track_partial_frame(conn, fed)
 
     def _track_partial_frame(self, conn: Connection, fed: int) -> None:
-        """Start, keep or clear the deadline of the incomplete frame ``conn`` holds after a
-        read (``fed``: the bytes the codec held with that read). A frame that began before the
-        read and is still incomplete keeps its deadline: trickling bytes does not extend it."""
+        """Keep the deadline of the incomplete frame ``conn`` holds (Connection.partial)."""
         if conn.closing or self._conns.get(conn.fd) is not conn:
             return
-        held = conn.codec.buffered
-        if not held:
-            conn.frame_deadline = 0.0
-            if conn.state is ConnectionState.ACTIVE:
-                self._unsettled.discard(conn)
-        elif held < fed or not conn.frame_deadline:  # a new frame began
-            conn.frame_deadline = time.monotonic() + self.config.frame_timeout
+        if conn.partial(fed, self.config.frame_timeout):
             self._unsettled.add(conn)
+        elif conn.state is ConnectionState.ACTIVE:
+            self._unsettled.discard(conn)
 
     def _handle(self, conn: Connection, frame: fr.Frame) -> None:
         if conn.state is ConnectionState.HANDSHAKE:
@@ -339,21 +354,8 @@ class HubLoop:
             return
         if isinstance(frame, fr.MessageFrame):
             self.router.client_message(conn, frame)
-        elif isinstance(frame, fr.StatsRequest | fr.Stats):
-            # frames.py reads a stats frame with keys as a reply; from a client it is a request
-            # whose keys this version does not know, and unknown keys are ignored.
-            self._write(conn, fr.Stats(values=self._figures()))
-        elif isinstance(frame, fr.Ping):
-            self._write(conn, fr.Pong(token=frame.token))
-        elif isinstance(frame, fr.Pong):
-            pass
-        elif isinstance(frame, fr.UnknownFrame):
-            self._write(conn, fr.ErrorFrame(code=fr.ErrorCode.UNKNOWN_KIND,
-                                            reason=f"unknown frame kind {frame.kind!r}"))
-        else:
-            self._write(conn, fr.ErrorFrame(
-                code=fr.ErrorCode.INVALID_MESSAGE,
-                reason=f"a client may not send a {type(frame).__name__} frame"))
+        elif (answer := reply_to(frame, self._figures)) is not None:
+            self._write(conn, answer)
 
     def _activate(self, conn: Connection, welcome: fr.Welcome) -> None:
         """The handshake is complete: welcome the client and hand it to the router."""
@@ -362,17 +364,13 @@ class HubLoop:
         conn.info = info
         conn.state = ConnectionState.ACTIVE
         self._unsettled.discard(conn)
-        with self._lock:
-            self._clients[info.client_id] = info
+        self.mailbox.welcomed(info)
         self._write(conn, welcome)
         self.router.add(conn)
+        self._pause(conn, self.flow.holds(conn))  # one that comes while others wait, waits
 
     def _drain_inbox(self) -> None:
-        with self._lock:
-            items = list(self._inbox)
-            self._inbox.clear()
-            self._woken = False
-        for frame, message_type, client_id in items:
+        for frame, message_type, client_id in self.mailbox.take():
             self.router.from_hub(frame, message_type, client_id)
 
     # -- writing and closing --------------------------------------------------------------
@@ -402,9 +400,27 @@ class HubLoop:
     def _set_write_interest(self, conn: Connection, want: bool) -> None:
         if conn.want_write == want or self.selector is None:
             return
-        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if want else 0)
-        self.selector.modify(conn.sock, events, conn)
         conn.want_write = want
+        self._apply_interest(conn)
+
+    def _apply_interest(self, conn: Connection) -> None:
+        """Register what the loop waits for on ``conn``: reading unless it is paused (flow
+        control), writing while output waits; neither: not registered at all."""
+        sel = self.selector
+        if sel is None or conn.fd not in self._conns:
+            return
+        events = (0 if conn.paused else selectors.EVENT_READ) | \
+            (selectors.EVENT_WRITE if conn.want_write else 0)
+        try:
+            registered = sel.get_key(conn.sock).events
+        except KeyError:
+            if events:
+                sel.register(conn.sock, events, conn)
+            return
+        if not events:
+            sel.unregister(conn.sock)
+        elif events != registered:
+            sel.modify(conn.sock, events, conn)
 
     def _drop(self, conn: Connection, error: fr.ErrorFrame) -> None:
         """Tell the client why, then close once it has read that (or after a grace period)."""
@@ -412,6 +428,7 @@ class HubLoop:
             return
         self._forget(conn)
         conn.state = ConnectionState.CLOSING
+        self._pause(conn, False)  # it must be read to see it close
         self._unsettled.add(conn)
         conn.close_deadline = time.monotonic() + _CLOSE_GRACE
         conn.ack_seq = None
@@ -420,8 +437,7 @@ class HubLoop:
     def _forget(self, conn: Connection) -> None:
         if conn.info is not None and conn.info.client_id:
             self.router.remove(conn)
-            with self._lock:
-                self._clients.pop(conn.info.client_id, None)
+            self.mailbox.left(conn.info.client_id)
 
     def _close(self, conn: Connection) -> None:
         if self._conns.pop(conn.fd, None) is None:

@@ -3,11 +3,19 @@
 The router holds the welcomed connections by client id, the bounded queue of messages that
 found no subscriber, and the message handlers of the hub's owner. For each message a client
 sends it acknowledges or refuses it, calls the handlers, and relays it: to every subscriber
-whose type filter accepts it (broadcast), or to the subscribers of one name (unicast). Each
-subscriber has its own outbound buffer (:class:`~sockcli.hub.connection.Connection`); one
-that lets more than ``send_buffer_limit`` bytes pile up is dropped as a slow consumer, so one
-stuck reader never holds up the others. This is where retained messages, content filters and
-flow control belong.
+whose type filter accepts it (broadcast), or to the subscribers of one name (unicast). This is
+where retained messages and content filters belong.
+
+Flow control: each subscriber has its own outbound buffer
+(:class:`~sockcli.hub.connection.Connection`). Once more than ``send_buffer_limit`` bytes wait
+for one, what happens depends on the ``slow`` mode of its hello: "wait" (the default) puts it
+in :attr:`Router.behind`, and while that set is not empty the loop stops reading from
+publishers, so that their sends block instead of messages being lost, until every subscriber
+there has read half its buffer; one that reads nothing for ``slow_consumer_timeout`` is
+dropped, told how many messages it missed. "latest" keeps only the newest message of each
+type while it is behind (a status bar wants the current value, not a backlog) and never holds
+anyone back; "drop" drops it at once (sockcli before flow control). One message larger than
+the limit is still delivered: the limit bounds what waits, not one message.
 
 It runs on the hub's loop thread only, and never touches a socket: it hands frames to the
 loop through the three callables it is given (write a frame, mark a connection for flushing,
@@ -17,6 +25,7 @@ drop a connection with an error).
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,6 +54,8 @@ class HubStats:
     refused_connections: int = 0  # connections refused over max_connections
     rejected: int = 0  # messages refused (not allowed, invalid, unknown recipient)
     denied: int = 0  # connections refused by access control (peer, token, TLS)
+    missed: int = 0  # messages discarded with the subscribers dropped for not reading
+    replaced: int = 0  # messages a "latest" subscriber got a newer one of the same type for
 
 
 @dataclass(slots=True, frozen=True)
@@ -66,6 +77,12 @@ class Router:
         self.allow_client_send: bool = config.allow_client_send
         self.queue_size: int = config.message_queue_size
         self.send_buffer_limit: int = config.send_buffer_limit
+        self.slow_consumer_timeout: float = config.slow_consumer_timeout
+        #: "wait" subscribers with more than send_buffer_limit bytes waiting: while any is
+        #: here, the loop holds publishers back.
+        self.behind: set[Connection] = set()
+        #: "latest" subscribers holding messages back in Connection.latest.
+        self.lagging: set[Connection] = set()
         self.stats = stats
         #: Called with every message a client sends; replaced, never mutated (thread safety).
         self.handlers: list[MessageHandler] = []
@@ -88,6 +105,8 @@ class Router:
             self._replay_queue(conn)
 
     def remove(self, conn: Connection) -> None:
+        self.behind.discard(conn)
+        self.lagging.discard(conn)
         if conn.info is not None and conn.info.client_id:
             self._by_id.pop(conn.info.client_id, None)
             self._subs = None
@@ -149,13 +168,14 @@ class Router:
         if to is not None:
             for target in self.subscribers(exclude=conn):
                 if target.info is not None and target.info.name == to:
-                    self.deliver(target, data)
+                    self.deliver(target, data, message_type)
         else:
             self.broadcast(data, message_type, exclude=conn)
 
-    def refuse(self, conn: Connection, error: fr.UnknownMessageTypeError) -> None:
-        """Refuse one message of a type this hub does not know; it still counts as handled
-        (the batch's ack covers it), and the connection goes on."""
+    def refuse(self, conn: Connection, error: fr.RefusedMessageError) -> None:
+        """Refuse one message alone (a type this hub does not know, a timestamp_iso that is
+        no date); it still counts as handled (the batch's ack covers it), and the connection
+        goes on."""
         if error.seq is not None:
             conn.ack_seq = error.seq if conn.ack_seq is None else max(conn.ack_seq, error.seq)
         self.stats.rejected += 1
@@ -185,14 +205,14 @@ class Router:
         else:
             conn = self._by_id.get(client_id)
             if conn is not None and conn.subscribed:
-                self.deliver(conn, frame)
+                self.deliver(conn, frame, message_type)
 
     def broadcast(self, data: bytes, message_type: MessageType,
                   exclude: Connection | None = None) -> None:
         delivered = False
         for conn in self.subscribers(exclude):
             if conn.accepts(message_type):
-                self.deliver(conn, data)
+                self.deliver(conn, data, message_type)
                 delivered = True
         if not delivered:  # nobody connected takes this type: keep it for who comes next
             self._enqueue(data, message_type)
@@ -218,26 +238,55 @@ class Router:
         self.queue = kept
         self._mark_dirty(conn)
 
-    def deliver(self, conn: Connection, data: bytes) -> None:
-        """Add one encoded message to a subscriber's buffer, or drop a subscriber that has
-        stopped reading (more than ``send_buffer_limit`` bytes waiting)."""
-        if conn.out_size + len(data) > self.send_buffer_limit:
-            self.stats.dropped_clients += 1
-            log.warning("hub %s drops subscriber %s: it stopped reading (%d bytes pending)",
-                        self.event_name, conn.info.client_id if conn.info else "?",
-                        conn.out_size)
-            # A memoryview head is a frame the kernel took only part of (Connection.flush): keep
-            # it, or the error frame would start mid-frame and the client would read garbage.
-            head = conn.out[0] if conn.out and isinstance(conn.out[0], memoryview) else None
-            conn.out.clear()
-            conn.out_size = 0
-            if head is not None:
-                conn.enqueue(head)
-            self._drop(conn, fr.ErrorFrame(
-                code=fr.ErrorCode.SLOW_CONSUMER, fatal=True,
-                reason=f"dropped: more than {self.send_buffer_limit} bytes were waiting "
-                       "for this subscriber to read"))
-            return
+    def deliver(self, conn: Connection, data: bytes, message_type: MessageType) -> None:
+        """Add one encoded message to a subscriber's buffer, by the rules of flow control."""
+        if conn.latest is not None or (
+                conn.out_size and conn.out_size + len(data) > self.send_buffer_limit):
+            mode = conn.slow
+            if mode == "latest":
+                if conn.latest is None:
+                    conn.latest = {}
+                    self.lagging.add(conn)
+                elif message_type in conn.latest:
+                    self.stats.replaced += 1
+                conn.latest[message_type] = data
+                return
+            if mode == "drop":
+                self.drop_slow(conn, f"more than {self.send_buffer_limit} bytes were waiting "
+                                     "for this subscriber to read")
+                return
+            if conn not in self.behind:
+                self.behind.add(conn)
+                conn.progress_at = time.monotonic()  # the stall clock starts now
         conn.enqueue(data)
         self.stats.delivered += 1
         self._mark_dirty(conn)
+
+    def caught_up(self, conn: Connection) -> bool:
+        """After a write: whether ``conn`` has read enough (half its buffer) to stop being
+        behind; a "latest" subscriber then gets the newest message of each type it missed."""
+        if conn.out_size > self.send_buffer_limit // 2:
+            return False
+        self.behind.discard(conn)
+        if conn.latest is not None:
+            for data in conn.latest.values():
+                conn.enqueue(data)
+                self.stats.delivered += 1
+            conn.latest = None
+            self.lagging.discard(conn)
+            self._mark_dirty(conn)
+        return True
+
+    def drop_slow(self, conn: Connection, why: str) -> None:
+        """Drop a subscriber that does not keep up, saying why and how much it missed."""
+        self.behind.discard(conn)
+        self.lagging.discard(conn)
+        missed = conn.discard_pending()
+        self.stats.dropped_clients += 1
+        self.stats.missed += missed
+        log.warning("hub %s drops subscriber %s: %s; %d messages discarded", self.event_name,
+                    conn.info.client_id if conn.info else "?", why, missed)
+        self._drop(conn, fr.ErrorFrame(
+            code=fr.ErrorCode.SLOW_CONSUMER, fatal=True,
+            reason=f"dropped: {why}; {missed} message{'s' if missed != 1 else ''} for this "
+                   "subscriber were discarded"))

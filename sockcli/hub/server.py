@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from sockcli.exceptions import SocketError, ValidationError
 from sockcli.hub.admission import Admission
 from sockcli.hub.base import ClientInfo, MessageHandler, SocketServer
+from sockcli.hub.descriptors import connection_capacity
 from sockcli.hub.loop import HubLoop
 from sockcli.hub.router import HubStats
 from sockcli.protocol import frames as fr
@@ -145,18 +146,25 @@ class HubServer(SocketServer):
             "refused_connections": s.refused_connections,
             "rejected": s.rejected,
             "denied": s.denied,
+            "missed": s.missed,
+            "replaced": s.replaced,
+            "holding": len(self._loop.router.behind),
         }
 
     def start(self, blocking: bool | None = None) -> None:
-        with self._lock:
-            if self._running:
-                raise SocketError(f"hub for {self._event_name!r} is already running")
-            if self._stopped.is_set() or self._stopping:
-                raise SocketError("a stopped hub cannot be restarted: create a new one")
-            self._open()
-            self._running = True
         if blocking is None:
             blocking = bool(self.config.blocking_mode)
+        with self._lock:
+            if self._stopped.is_set() or self._stopping:
+                raise SocketError("a stopped hub cannot be restarted: create a new one")
+            running = self._running
+            if not running:
+                self._open()
+                self._running = True
+        if running:  # idempotent, as asyncio's start_serving(): `with hub: hub.start()`
+            if blocking and threading.get_ident() != self._loop.ident:
+                self._stopped.wait()  # what a blocking start() does: return once stopped
+            return
         if blocking:
             self._run()
         else:
@@ -206,7 +214,8 @@ class HubServer(SocketServer):
             raise
         self._loop.open(listener, Admission(
             event_name=self._event_name, config=self.config,
-            max_connections=self.max_connections, peer_refusal=self._peer_refusal,
+            max_connections=connection_capacity(self.max_connections, self._event_name),
+            peer_refusal=self._peer_refusal,
             stats=self._stats, token=self._token, tls_context=self._tls_context))
         self._hub_lock = hub_lock
         self._address = record.address

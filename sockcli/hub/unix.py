@@ -15,7 +15,7 @@ from typing import Any
 from sockcli.exceptions import ConnectionError, SocketError
 from sockcli.hub.base import ClientInfo
 from sockcli.hub.server import HubServer
-from sockcli.runtime import HubRecord, socket_path
+from sockcli.runtime import HubRecord, entry_path, lstat_entry, open_socket_dir, socket_path
 from sockcli.types import SocketType
 
 __all__ = ["UnixSocketServer"]
@@ -34,34 +34,47 @@ class UnixSocketServer(HubServer):
         # Checked now, so that a too-long path fails at construction, not at start().
         self.socket_path = socket_path(self.config.socket_dir, self.event_name)
         self._inode: tuple[int, int] | None = None
+        self._dir_fd: int | None = None  # the socket directory, while the hub listens
 
     @property
     def max_connections(self) -> int:
         return int(self.unix_config.max_connections)
 
     def _bind(self) -> tuple[socket.socket, HubRecord]:
+        # Bound, chmod-ed, probed and removed through the checked directory's descriptor
+        # (sockcli.runtime.open_socket_dir), kept until _cleanup_address: never by a path
+        # whose directory could have been swapped since start() checked it.
         path = self.socket_path
-        # We hold the event's lock, so whatever is at the path was left by a dead hub.
-        self._remove_stale(path)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        name = path.name
+        dir_fd = open_socket_dir(path.parent)
+        if dir_fd is None:
+            raise SocketError(f"cannot listen on {path}: no directory {path.parent}")
         try:
-            sock.bind(str(path))
-            os.chmod(path, self.unix_config.mode)
-            sock.listen(socket.SOMAXCONN)
-        except OSError as exc:
-            sock.close()
-            raise ConnectionError(f"cannot listen on {path}: {exc.strerror or exc}") from exc
-        st = os.stat(path)
+            # We hold the event's lock, so whatever is at the path was left by a dead hub.
+            self._remove_stale(dir_fd, path)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.bind(entry_path(dir_fd, name, str(path)))
+                os.chmod(name, self.unix_config.mode, dir_fd=dir_fd)
+                sock.listen(socket.SOMAXCONN)
+                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            except OSError as exc:
+                sock.close()
+                raise ConnectionError(f"cannot listen on {path}: {exc.strerror or exc}") \
+                    from exc
+        except BaseException:
+            os.close(dir_fd)
+            raise
+        self._dir_fd = dir_fd
         self._inode = (st.st_dev, st.st_ino)
         record = HubRecord(event_name=self.event_name, transport=SocketType.UNIX,
                            pid=os.getpid(), started_ms=time.time_ns() // 1_000_000,
                            path=str(path))
         return sock, record
 
-    def _remove_stale(self, path: Path) -> None:
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
+    def _remove_stale(self, dir_fd: int, path: Path) -> None:
+        st = lstat_entry(dir_fd, path.name, str(path))  # a symbolic link: UnsafePathError
+        if st is None:
             return
         if not stat.S_ISSOCK(st.st_mode):
             raise SocketError(f"{path} exists and is not a socket: remove it or choose another "
@@ -69,7 +82,7 @@ class UnixSocketServer(HubServer):
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             probe.settimeout(1.0)
-            probe.connect(str(path))
+            probe.connect(entry_path(dir_fd, path.name, str(path)))
         except OSError as exc:
             if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT):
                 raise SocketError(f"cannot probe existing socket {path}: {exc.strerror}") \
@@ -80,15 +93,22 @@ class UnixSocketServer(HubServer):
         finally:
             probe.close()
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+            os.unlink(path.name, dir_fd=dir_fd)
 
     def _cleanup_address(self) -> None:
-        if not self.unix_config.auto_remove_socket or self._inode is None:
+        dir_fd, self._dir_fd = self._dir_fd, None
+        if dir_fd is None:
             return
-        with contextlib.suppress(FileNotFoundError):
-            st = os.stat(self.socket_path)
-            if (st.st_dev, st.st_ino) == self._inode:  # never remove a successor's socket
-                os.unlink(self.socket_path)
+        try:
+            if not self.unix_config.auto_remove_socket or self._inode is None:
+                return
+            name = self.socket_path.name
+            with contextlib.suppress(FileNotFoundError):
+                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                if (st.st_dev, st.st_ino) == self._inode:  # never remove a successor's socket
+                    os.unlink(name, dir_fd=dir_fd)
+        finally:
+            os.close(dir_fd)
 
     def _peer_info(self, sock: socket.socket, addr: Any) -> tuple[str, dict[str, int]]:
         try:

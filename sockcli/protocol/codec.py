@@ -132,10 +132,7 @@ class MsgpackCodec(FrameCodec):
             return self._starved()
         (size,) = _HEADER.unpack_from(buf)
         if size > self.max_frame_size:
-            raise MessageError(
-                f"frame of {size} bytes exceeds the limit of {self.max_frame_size} bytes",
-                code=_TOO_LARGE,
-            )
+            raise _too_large(size, self.max_frame_size)
         end = HEADER_SIZE + size
         if len(buf) < end:
             return self._starved()
@@ -192,12 +189,18 @@ class MsgpackCodec(FrameCodec):
         except (TypeError, ValueError, OverflowError) as exc:
             raise MessageError(f"cannot encode frame: {exc}") from None
         if len(payload) > self.max_frame_size:
-            raise MessageError(
-                f"frame of {len(payload)} bytes exceeds the limit of "
-                f"{self.max_frame_size} bytes",
-                code=_TOO_LARGE,
-            )
+            raise _too_large(len(payload), self.max_frame_size)
         return _HEADER.pack(len(payload)) + payload
+
+
+def _too_large(size: int, limit: int) -> MessageError:
+    # The same words on both sides (the sender's refusal, the hub's error frame), naming the
+    # setting that raises the limit: hub and clients each have one, and both must allow it.
+    return MessageError(
+        f"frame of {size} bytes exceeds the limit of {limit} bytes (raise the buffer_size "
+        "setting, SOCKCLI_BUFFER_SIZE, of the hub and its clients)",
+        code=_TOO_LARGE,
+    )
 
 
 #: The codec of the binary protocol, under the name every role has used since version 1.

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from sockcli.exceptions import MessageError, ValidationError
 from sockcli.kinds import MESSAGE_TYPE_BY_VALUE, MessageType
-from sockcli.rules import EVENT_NAME_PATTERN, MAX_DATA_DEPTH, check_data
+from sockcli.rules import EVENT_NAME_PATTERN, KNOWN_INSTANTS, MAX_DATA_DEPTH, check_data, is_instant
 
 TYPE_CHECKING = False  # on the send path: no typing, no collections.abc
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ __all__ = [
     "FEATURES",
     "MAX_DATA_DEPTH",
     "PROTOCOL_VERSION",
+    "SLOW_MODES",
     "Ack",
     "Auth",
     "Challenge",
@@ -39,6 +40,7 @@ __all__ = [
     "MessageFrame",
     "Ping",
     "Pong",
+    "RefusedMessageError",
     "Stats",
     "StatsRequest",
     "UnknownFrame",
@@ -55,7 +57,9 @@ __all__ = [
 #: The major protocol version; it changes only when an older peer could misread a newer one.
 PROTOCOL_VERSION = 1
 #: What this implementation's hub offers, announced in the welcome frame.
-FEATURES = ("ack", "stats", "ping", "unicast")
+FEATURES = ("ack", "stats", "ping", "unicast", "slow")
+#: The values of a hello's ``slow``: what the hub does while a subscriber is behind.
+SLOW_MODES = ("wait", "latest", "drop")
 class ErrorCode:
     """The ``code`` values of error frames (docs/protocol.md lists what each means)."""
 
@@ -76,14 +80,18 @@ class ErrorCode:
     TLS_REQUIRED = "tls_required"
 
 
-class UnknownMessageTypeError(MessageError):
-    """A well-formed message of a type this side does not know (another deployment's custom
-    type): the hub refuses that message alone, with its ``seq``, and the connection goes on."""
+class RefusedMessageError(MessageError):
+    """A sound frame whose message this side refuses alone (a type it does not know, a
+    ``timestamp_iso`` that is no date): the hub refuses it with its ``seq`` and goes on."""
 
     def __init__(self, message: str, *, seq: int | None) -> None:
         super().__init__(message, code=ErrorCode.INVALID_MESSAGE)
         #: The refused message's sequence number, if it had a valid one.
         self.seq = seq
+
+
+class UnknownMessageTypeError(RefusedMessageError):
+    """A message of a type this side does not know (another deployment's custom type)."""
 
 
 class _Frame:
@@ -128,28 +136,32 @@ _set = object.__setattr__
 class Hello(_Frame):
     """Client to hub, first frame: who the client is and what it wants to receive.
 
-    ``auth`` lists the authentication methods the client speaks (it has a token); ``extra``
-    keeps the keys this version does not know, so that they survive a round trip.
+    ``auth`` lists the authentication methods the client speaks (it has a token); ``slow``
+    says what the hub does while this subscriber is behind (:data:`SLOW_MODES`; None: the
+    hub's default, "wait"); ``extra`` keeps the keys this version does not know, so that they
+    survive a round trip.
     """
 
-    __slots__ = ("auth", "extra", "name", "subscribe", "types", "version")
+    __slots__ = ("auth", "extra", "name", "slow", "subscribe", "types", "version")
     kind = "hello"
     version: int
     subscribe: bool
     types: frozenset[MessageType] | None
     name: str | None
     auth: tuple[str, ...] | None
+    slow: str | None
     extra: Mapping[str, Any]
 
     def __init__(self, *, version: int = PROTOCOL_VERSION, subscribe: bool = False,
                  types: frozenset[MessageType] | None = None, name: str | None = None,
-                 auth: tuple[str, ...] | None = None,
+                 auth: tuple[str, ...] | None = None, slow: str | None = None,
                  extra: Mapping[str, Any] | None = None) -> None:
         _set(self, "version", version)
         _set(self, "subscribe", subscribe)
         _set(self, "types", types)
         _set(self, "name", name)
         _set(self, "auth", auth)
+        _set(self, "slow", slow)
         _set(self, "extra", {} if extra is None else extra)
 
 
@@ -157,11 +169,13 @@ class Welcome(_Frame):
     """Hub to client, answer to Hello: the connection is accepted.
 
     ``auth`` is the hub's proof that it knows the token (``{"method", "mac"}``), present only
-    after a challenge.
+    after a challenge. ``slow_consumer_timeout`` is how long the hub may hold a publisher back
+    for a subscriber that reads nothing (0: not said): a client waits at least that long for an
+    acknowledgement.
     """
 
     __slots__ = ("allow_client_send", "auth", "client_id", "event_name", "features",
-                 "max_frame_size", "version")
+                 "max_frame_size", "slow_consumer_timeout", "version")
     kind = "welcome"
     version: int
     client_id: str
@@ -170,11 +184,13 @@ class Welcome(_Frame):
     max_frame_size: int
     features: tuple[str, ...]
     auth: Mapping[str, Any] | None
+    slow_consumer_timeout: float
 
     def __init__(self, *, client_id: str, event_name: str, version: int = PROTOCOL_VERSION,
                  allow_client_send: bool = True, max_frame_size: int = 0,
                  features: tuple[str, ...] = FEATURES,
-                 auth: Mapping[str, Any] | None = None) -> None:
+                 auth: Mapping[str, Any] | None = None,
+                 slow_consumer_timeout: float = 0.0) -> None:
         _set(self, "version", version)
         _set(self, "client_id", client_id)
         _set(self, "event_name", event_name)
@@ -182,6 +198,7 @@ class Welcome(_Frame):
         _set(self, "max_frame_size", max_frame_size)
         _set(self, "features", features)
         _set(self, "auth", auth)
+        _set(self, "slow_consumer_timeout", slow_consumer_timeout)
 
 
 class Challenge(_Frame):
@@ -351,8 +368,10 @@ def message_from_map(m: Mapping[str, Any], *, learn_types: bool = False) -> Sock
     """Build and validate a SocketMessage from the message keys of a frame.
 
     A ``message_type`` this process does not know, but that is a valid type name, raises
-    UnknownMessageTypeError; with ``learn_types`` (a client reading what its hub relayed: the
-    hub knew the type) it is registered instead (:func:`sockcli.kinds.register_message_type`).
+    UnknownMessageTypeError, a ``timestamp_iso`` neither "" nor a date (``rules.is_instant``)
+    RefusedMessageError; with ``learn_types`` (a client reading what its hub relayed) the type
+    is registered instead (:func:`sockcli.kinds.register_message_type`) and the timestamp kept
+    as it came (the hub's owner's is unchecked: whoever shows it must not trust it).
     """
     # Every message a listener receives passes here: the usual shape is checked once, by
     # relay_fields, without building anything; anything else takes the path that explains.
@@ -393,7 +412,8 @@ def relay_fields(m: Mapping[str, Any]) -> tuple[str, MessageType, int | None, st
             (to is None or type(to) is str)):
         return None
     message_type = MESSAGE_TYPE_BY_VALUE.get(kind)
-    if message_type is None or not EVENT_NAME_PATTERN.fullmatch(event):
+    if message_type is None or not EVENT_NAME_PATTERN.fullmatch(event) or \
+            (iso not in KNOWN_INSTANTS and not is_instant(iso)):
         return None
     check_data(data)
     return event, message_type, seq, to
@@ -405,7 +425,7 @@ def _message_explained(m: Mapping[str, Any], learn_types: bool = False) -> Socke
     data = _get(m, "data", dict)
     check_data(data)
     try:
-        return SocketMessage(
+        message = SocketMessage(
             event_name=_get(m, "event_name", str),
             timestamp_ms=_get(m, "timestamp_ms", int),
             timestamp_iso=_get(m, "timestamp_iso", str),
@@ -414,6 +434,13 @@ def _message_explained(m: Mapping[str, Any], learn_types: bool = False) -> Socke
         )
     except ValidationError as exc:
         raise _fail(str(exc)) from None
+    iso = m["timestamp_iso"]  # last: only a sound frame's message can be refused alone
+    if iso and not learn_types and not is_instant(iso):
+        raise RefusedMessageError(
+            f"timestamp_iso {iso[:64]!r} is not an ISO 8601 date and time with a UTC offset, "
+            "such as '2023-11-14T22:13:20.000+00:00' (or leave it empty: the hub fills it in)",
+            seq=_seq_of(m))
+    return message
 
 
 def _message_type(m: Mapping[str, Any], learn_types: bool) -> MessageType:
@@ -427,11 +454,15 @@ def _message_type(m: Mapping[str, Any], learn_types: bool) -> MessageType:
         from sockcli.kinds import register_message_type
 
         return register_message_type(name)
-    seq = m.get("seq")
     raise UnknownMessageTypeError(
         f"unknown message type {name!r}: known types are {', '.join(MESSAGE_TYPE_BY_VALUE)} "
         "(the message_types setting adds others)",
-        seq=seq if type(seq) is int and 0 <= seq < 2**63 else None)
+        seq=_seq_of(m))
+
+
+def _seq_of(m: Mapping[str, Any]) -> int | None:  # a refused message's, if valid
+    seq = m.get("seq")
+    return seq if type(seq) is int and 0 <= seq < 2**63 else None
 
 
 def _optional_seq(m: Mapping[str, Any]) -> int | None:
@@ -455,13 +486,17 @@ def _hello(m: Mapping[str, Any]) -> Hello:
     offer = m.get("auth")
     auth = None if offer is None else \
         tuple(x for x in offer if isinstance(x, str)) if isinstance(offer, list) else ()
-    known = {"kind", "version", "subscribe", "types", "name", "auth"}
+    slow = _get(m, "slow", str, default=None)
+    if slow is not None and slow not in SLOW_MODES:
+        raise _fail(f"'slow' must be one of {', '.join(SLOW_MODES)}, not {slow!r}")
+    known = {"kind", "version", "subscribe", "types", "name", "auth", "slow"}
     return Hello(
         version=_get(m, "version", int),
         subscribe=_get(m, "subscribe", bool, default=False),
         types=types,
         name=name,
         auth=auth,
+        slow=slow,
         extra={k: v for k, v in m.items() if k not in known},
     )
 
@@ -490,6 +525,7 @@ def _welcome(m: Mapping[str, Any]) -> Welcome:
         max_frame_size=_get(m, "max_frame_size", int, default=0),
         features=tuple(_check_str(f, "features") for f in features),
         auth=_get(m, "auth", dict, default=None),
+        slow_consumer_timeout=float(_get(m, "slow_consumer_timeout", (int, float), default=0)),
     )
 
 
@@ -580,6 +616,8 @@ def frame_to_map(frame: Frame) -> dict[str, Any]:
             m["name"] = frame.name
         if frame.auth is not None:
             m["auth"] = list(frame.auth)
+        if frame.slow is not None:
+            m["slow"] = frame.slow
         return m
     if isinstance(frame, Welcome):
         m = {"kind": "welcome", "version": frame.version, "client_id": frame.client_id,
@@ -587,6 +625,8 @@ def frame_to_map(frame: Frame) -> dict[str, Any]:
              "max_frame_size": frame.max_frame_size, "features": list(frame.features)}
         if frame.auth is not None:
             m["auth"] = dict(frame.auth)
+        if frame.slow_consumer_timeout:
+            m["slow_consumer_timeout"] = frame.slow_consumer_timeout
         return m
     if isinstance(frame, Challenge):
         return {"kind": "challenge", "method": frame.method, "nonce": frame.nonce}

@@ -46,7 +46,8 @@ class ClientHandshake:
 
     def __init__(self, *, subscribe: bool = False,
                  types: frozenset[MessageType] | None = None, name: str | None = None,
-                 token: bytes | None = None, hub_name: str | None = None) -> None:
+                 token: bytes | None = None, hub_name: str | None = None,
+                 slow: str | None = None) -> None:
         self._proving: ClientAuth | None = None
         auth = None
         if token is not None:  # hmac, hashlib and secrets are imported only now
@@ -55,7 +56,7 @@ class ClientHandshake:
             self._proving = ClientAuth(token)
             auth = (METHOD,)
         #: The first frame, sent by :meth:`start`.
-        self.hello = fr.Hello(subscribe=subscribe, types=types, name=name, auth=auth)
+        self.hello = fr.Hello(subscribe=subscribe, types=types, name=name, auth=auth, slow=slow)
         #: How refusals name the hub: ``hub 'EVENT'``, or ``the hub`` before its welcome.
         self.hub_name = f"hub {hub_name!r}" if hub_name else "the hub"
         #: The hub's welcome, once the handshake is complete.
@@ -107,14 +108,16 @@ class HubHandshake:
     """
 
     __slots__ = ("_challenge", "_client_id", "_features", "_token", "allow_client_send",
-                 "event_name", "hello", "max_frame_size", "welcome")
+                 "event_name", "hello", "max_frame_size", "slow_consumer_timeout", "welcome")
 
     def __init__(self, *, event_name: str, client_id: Callable[[], str],
                  token: bytes | None = None, allow_client_send: bool = True,
-                 max_frame_size: int = 0, features: tuple[str, ...] = fr.FEATURES) -> None:
+                 max_frame_size: int = 0, features: tuple[str, ...] = fr.FEATURES,
+                 slow_consumer_timeout: float = 0.0) -> None:
         self.event_name = event_name
         self.allow_client_send = allow_client_send
         self.max_frame_size = max_frame_size
+        self.slow_consumer_timeout = slow_consumer_timeout
         self._client_id = client_id
         self._token = token
         self._features = features
@@ -182,7 +185,7 @@ class HubHandshake:
             client_id=self._client_id(), event_name=self.event_name,
             allow_client_send=self.allow_client_send, max_frame_size=self.max_frame_size,
             features=self._features if proof is None else (*self._features, "auth"),
-            auth=proof)
+            auth=proof, slow_consumer_timeout=self.slow_consumer_timeout)
         return self.welcome
 
 
