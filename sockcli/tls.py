@@ -112,8 +112,7 @@ class ClientTlsSocket(ssl.SSLSocket):
             fd = self.fileno()
             if fd < 0:
                 raise OSError(errno.EBADF, "the socket is closed")
-            ready = select.select([fd] if readable else [], [] if readable else [fd], [], left)
-            if not ready[0] and not ready[1]:
+            if not wait_fd(fd, readable, left):
                 raise TimeoutError("timed out")
 
     def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
@@ -128,6 +127,15 @@ class ClientTlsSocket(ssl.SSLSocket):
     def shutdown(self, how: int) -> None:
         # Called from another thread to wake the reader: a plain shutdown, no OpenSSL call.
         socket.socket.shutdown(self, how)
+
+
+def wait_fd(fd: int, readable: bool, timeout: float | None) -> bool:
+    """Wait until ``fd`` is readable (or writable) for up to ``timeout`` seconds (None: for
+    ever); False when the time ran out. poll(), not select(): select() cannot take a
+    descriptor above 1023, which a busy process has."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN if readable else select.POLLOUT)
+    return bool(poller.poll(None if timeout is None else max(0, int(timeout * 1000 + 0.999))))
 
 
 def _drain(sock: ssl.SSLSocket, data: bytes, buflen: int) -> bytes:

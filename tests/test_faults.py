@@ -73,7 +73,8 @@ def read_to_end(sock: socket.socket) -> list[Any]:
 @pytest.mark.timeout(30)
 def test_subscriber_that_never_reads_is_dropped_and_others_get_everything(
         make_hub, make_client) -> None:
-    hub = make_hub()  # send_buffer_limit: 4 MiB
+    # send_buffer_limit: 4 MiB; the stalled one holds the sender back until it is dropped.
+    hub = make_hub(slow_consumer_timeout=1)
     listener = make_client(name="fast")
     sender = make_client(subscribe=False)
     stalled = stalled_peer(hub.address)
@@ -202,7 +203,8 @@ class FastReaders:
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("transport", ["unix", "tcp"])
 def test_hub_memory_stays_bounded_beside_stalled_subscribers(cli, transport: str) -> None:
-    hub = cli.serve("ev", *transport_args(transport))
+    hub = cli.serve("ev", *transport_args(transport),
+                    env={"SOCKCLI_SLOW_CONSUMER_TIMEOUT": "1"})  # the stalled ones go soon
     address = cli.record("ev").get("path") or f"127.0.0.1:{cli.record('ev')['port']}"
     rss_start = _rss_kb(hub.pid)
     stalled = [stalled_peer(address) for _ in range(10)]

@@ -59,6 +59,10 @@ def open_unix_socket(path: str | os.PathLike[str], timeout: float,
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             sock.close()
             raise HubAbsentError(absent) from exc
+        except BlockingIOError as exc:  # EAGAIN: its accept queue is full; worth retrying
+            sock.close()
+            raise HubAbsentError(f"the hub of event {event_name!r} is busy: its queue of "
+                                 f"connections waiting to be accepted ({text}) is full") from exc
         except OSError as exc:
             sock.close()
             raise ConnectionError(f"cannot connect to {text}: {exc.strerror or exc}") from exc

@@ -236,8 +236,10 @@ class Sender:
         False when nothing came."""
         if self._lost is not None:
             return False
-        ready, _, _ = select.select([self._sock], [], [], max(0.0, timeout))
-        if not ready:
+        # poll(), not select(): a descriptor above 1023 is fine (a busy host program).
+        poller = select.poll()
+        poller.register(self._sock.fileno(), select.POLLIN)
+        if not poller.poll(max(0, int(timeout * 1000 + 0.999))):
             return False
         try:
             data = self._sock.recv(65536)

@@ -426,6 +426,9 @@ class HubLoop:
         """Tell the client why, then close once it has read that (or after a grace period)."""
         if conn.state is ConnectionState.CLOSING:
             return
+        if conn.tls is not None:  # its TLS handshake is not done: it could read no frame, and
+            self._close(conn)     # writing would only spin on OpenSSL's "want read"
+            return
         self._forget(conn)
         conn.state = ConnectionState.CLOSING
         self._pause(conn, False)  # it must be read to see it close
