@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import resource
 import signal
 from typing import Any
 
@@ -15,14 +13,6 @@ from sockcli.cli.state import CliState
 from sockcli.exceptions import SocketError
 
 __all__ = ["serve"]
-
-
-def _raise_fd_limit() -> None:
-    """A hub is a server: let it hold as many connections as the hard limit allows."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 @click.command()
@@ -92,7 +82,6 @@ def serve(state: CliState, event: str, tcp: bool, host: str | None, port: int | 
         security["token"] = token
     transport = "tcp" if (tcp or host is not None or port is not None or security or
                           tls_cert is not None or insecure) else "unix"
-    _raise_fd_limit()
     signalled: list[int] = []
     started: list[bool] = []
     try:
