@@ -104,11 +104,12 @@ class Cli:
         return data
 
     def hub_files(self, event: str) -> list[str]:
-        """What the hub of ``event`` left in the socket directory."""
+        """What the hub of ``event`` left in the socket directory: its record, its socket
+        (Unix), its per-hub secret (TCP)."""
         if not self.socket_dir.exists():
             return []
         return sorted(n for n in os.listdir(self.socket_dir)
-                      if n in (f"{event}.sock", f"{event}.hub"))
+                      if n in (f"{event}.sock", f"{event}.hub", f"{event}.token"))
 
     def list_json(self, *args: str, options: Sequence[str] = ()) -> list[dict[str, Any]]:
         """``sockcli OPTIONS list --json ARGS``, parsed; fails the test unless it exits 0."""

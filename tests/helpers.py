@@ -35,9 +35,14 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "
 
 
 class RawPeer:
-    """A hand-driven protocol client over a plain socket, for what SocketClient will not do."""
+    """A hand-driven protocol client over a plain socket, for what SocketClient will not do.
 
-    def __init__(self, address: str, *, max_frame_size: int = 65536, timeout: float = 5.0):
+    With a ``token`` (:meth:`for_hub` gives it a TCP hub's per-hub secret), :meth:`hello`
+    proves it as sockcli's clients do; frames sent by hand are sent as they are.
+    """
+
+    def __init__(self, address: str, *, max_frame_size: int = 65536, timeout: float = 5.0,
+                 token: bytes | None = None):
         if address.startswith("/"):
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self.sock.settimeout(timeout)
@@ -46,9 +51,12 @@ class RawPeer:
             host, _, port = address.rpartition(":")
             self.sock = socket.create_connection((host, int(port)), timeout=timeout)
         self.codec = Codec(max_frame_size=max_frame_size)
+        self.token = token
 
     @classmethod
     def for_hub(cls, hub: Any, **kwargs: Any) -> RawPeer:
+        """A peer of ``hub``, holding its per-hub secret if it made one."""
+        kwargs.setdefault("token", hub_secret(hub))
         return cls(str(hub.address), **kwargs)
 
     def send_frame(self, frame: fr.Frame) -> None:
@@ -58,9 +66,22 @@ class RawPeer:
         self.sock.sendall(data)
 
     def hello(self, **kwargs: Any) -> fr.Welcome:
-        self.send_frame(fr.Hello(**kwargs))
+        """Say hello (and prove the token, if the peer has one); return the welcome."""
+        if self.token is None:
+            self.send_frame(fr.Hello(**kwargs))
+            frame = self.next_frame()
+            assert isinstance(frame, fr.Welcome), frame
+            return frame
+        from sockcli.protocol.auth import METHOD, ClientAuth
+
+        proving = ClientAuth(self.token)
+        self.send_frame(fr.Hello(auth=(METHOD,), **kwargs))
+        challenge = self.next_frame()
+        assert isinstance(challenge, fr.Challenge), challenge
+        self.send_frame(proving.answer(challenge))
         frame = self.next_frame()
         assert isinstance(frame, fr.Welcome), frame
+        proving.check_welcome(frame.auth)
         return frame
 
     def next_frame(self) -> fr.Frame | None:
@@ -79,6 +100,17 @@ class RawPeer:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def hub_secret(hub: Any) -> bytes | None:
+    """The per-hub secret of a TCP hub that made one (read as its clients read it), else
+    None."""
+    from sockcli.hubsecret import read_secret
+    from sockcli.types import SocketType
+
+    if getattr(hub, "transport", None) is not SocketType.TCP:
+        return None
+    return read_secret(hub.config.socket_dir, hub.event_name)
 
 
 def short_tmp_dir() -> Path:
@@ -164,14 +196,18 @@ def child_line(proc: subprocess.Popen[str], timeout: float = 10.0) -> str:
         raise AssertionError(f"{exc}; the child's stderr:\n{err}") from None
 
 
-#: Connects to argv[1], says "connected PID UID GID", writes the hex bytes of argv[2], then
-#: prints what it reads as "data HEX" lines, and "closed" at the end; exits when the socket or
-#: its stdin closes.
+#: Connects to argv[1] (a Unix socket's path, or HOST:PORT), says "connected PID UID GID",
+#: writes the hex bytes of argv[2], then prints what it reads as "data HEX" lines, and "closed"
+#: at the end; exits when the socket or its stdin closes.
 _PEER_SCRIPT = """
     import os, select, socket, sys
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10)
-    s.connect(sys.argv[1])
+    if sys.argv[1].startswith("/"):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect(sys.argv[1])
+    else:
+        host, _, port = sys.argv[1].rpartition(":")
+        s = socket.create_connection((host.strip("[]"), int(port)), timeout=10)
     print("connected", os.getpid(), os.getuid(), os.getgid(), flush=True)
     s.sendall(bytes.fromhex(sys.argv[2]))
     while True:
@@ -194,12 +230,18 @@ _PEER_SCRIPT = """
 
 class OtherUserPeer:
     """A raw protocol client whose socket belongs to another user's process: the test encodes
-    and decodes, the child (run as ``user``) only connects and moves the bytes."""
+    and decodes, the child (run as ``user``) only connects and moves the bytes.
+
+    ``path`` is a Unix socket's path or a TCP hub's ``host:port``; ``hello`` is the first frame,
+    or the frames to send at once (pipelined).
+    """
 
     def __init__(self, user: pwd.struct_passwd, path: str | os.PathLike[str],
-                 hello: fr.Frame, children: list[Any]) -> None:
+                 hello: fr.Frame | list[fr.Frame], children: list[Any]) -> None:
         self.codec = Codec()
-        self.proc = spawn_as(user, _PEER_SCRIPT, os.fspath(path), self.codec.send(hello).hex())
+        frames = hello if isinstance(hello, list) else [hello]
+        data = b"".join(self.codec.send(frame) for frame in frames)
+        self.proc = spawn_as(user, _PEER_SCRIPT, os.fspath(path), data.hex())
         children.append(self.proc)
         word, pid, uid, gid = child_line(self.proc).split()
         assert word == "connected", word

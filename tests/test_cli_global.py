@@ -152,15 +152,18 @@ def test_connect_reaches_a_tcp_hub_by_address(cli) -> None:
     hub = cli.serve("ev", "--tcp")
     record = cli.record("ev")
     address = f"{record['host']}:{record['port']}"
-    # Another socket directory, where no record says where the hub is: only the address can.
+    # Another socket directory, where no record says where the hub is: only the address can,
+    # with the hub's token (its per-hub secret, as one would copy it to another machine).
     elsewhere = ["--socket-dir", str(cli.root / "elsewhere")]
-    listener = cli.listen("--connect", address, "--count", "2", options=elsewhere)
+    token = ["--token-file", str(cli.socket_dir / "ev.token")]
+    listener = cli.listen("--connect", address, "--count", "2", *token, options=elsewhere)
     for args in (["send", "ev"], ["send"]):  # the hub says which event it serves
-        sent = cli.run(*elsewhere, *args, "--connect", address, "-d", '{"via": "address"}')
+        sent = cli.run(*elsewhere, *args, "--connect", address, *token, "-d",
+                       '{"via": "address"}')
         assert (sent.returncode, sent.stderr) == (0, "")
     assert [read_json(listener)["data"] for _ in range(2)] == [{"via": "address"}] * 2
     assert listener.wait(10) == 0
-    [row] = cli.list_json("--connect", address, options=elsewhere)
+    [row] = cli.list_json("--connect", address, *token, options=elsewhere)
     assert (row["event_name"], row["transport"], row["address"], row["pid"]) == \
         ("ev", "tcp", address, record["pid"])
     # Nothing there: 69, as for a missing local hub.

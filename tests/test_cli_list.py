@@ -94,7 +94,7 @@ def test_dead_hubs_are_not_running(cli) -> None:
     assert stop(dead_tcp, signal.SIGKILL) == -signal.SIGKILL
     # What they leave behind is still on disk, and still not a running hub.
     assert cli.hub_files("gone") == ["gone.hub", "gone.sock"]
-    assert cli.hub_files("lost") == ["lost.hub"]
+    assert cli.hub_files("lost") == ["lost.hub", "lost.token"]
     [row] = cli.list_json()
     assert (row["event_name"], row["pid"]) == ("live", live.pid)
     nobody = cli.run("send", "gone", "--wait", "0", "-d", "{}")

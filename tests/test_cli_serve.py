@@ -24,7 +24,7 @@ def test_signal_stops_the_hub_cleanly(cli, transport: str, signum: int) -> None:
     hub = cli.serve("ev", *transport_args(transport))
     record = cli.record("ev")
     assert record["transport"] == transport and record["pid"] == hub.pid
-    expected = ["ev.hub", "ev.sock"] if transport == "unix" else ["ev.hub"]
+    expected = ["ev.hub", "ev.sock"] if transport == "unix" else ["ev.hub", "ev.token"]
     assert cli.hub_files("ev") == expected
     listener = cli.listen("ev", "--no-reconnect")
 
@@ -93,8 +93,10 @@ def test_tcp_host_port_and_queue_size(cli) -> None:
     [row] = cli.list_json()
     assert (row["transport"], row["address"]) == ("tcp", address)
     assert (row["queued"], row["dropped"]) == (2, 1)
-    # --host/--port imply TCP, and the hub is reachable at that address.
-    got = cli.run("listen", "--connect", address, "--count", "2")
+    # --host/--port imply TCP, and the hub is reachable at that address, with its token (a
+    # client told the address does not look for the hub's record, nor its per-hub secret).
+    got = cli.run("listen", "--connect", address, "--count", "2",
+                  "--token-file", str(cli.socket_dir / "ev.token"))
     assert got.returncode == 0, got.stderr
     assert [json.loads(line)["data"] for line in got.stdout.splitlines()] == [{"n": 2}, {"n": 3}]
 

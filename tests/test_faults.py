@@ -74,7 +74,8 @@ def read_to_end(sock: socket.socket) -> list[Any]:
 def test_subscriber_that_never_reads_is_dropped_and_others_get_everything(
         make_hub, make_client) -> None:
     # send_buffer_limit: 4 MiB; the stalled one holds the sender back until it is dropped.
-    hub = make_hub(slow_consumer_timeout=1)
+    # insecure: the stalled raw peer says hello only (no per-hub secret to prove).
+    hub = make_hub(slow_consumer_timeout=1, insecure=True)
     listener = make_client(name="fast")
     sender = make_client(subscribe=False)
     stalled = stalled_peer(hub.address)
@@ -203,7 +204,9 @@ class FastReaders:
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("transport", ["unix", "tcp"])
 def test_hub_memory_stays_bounded_beside_stalled_subscribers(cli, transport: str) -> None:
-    hub = cli.serve("ev", *transport_args(transport),
+    # --insecure on TCP: the raw peers say hello only (no per-hub secret to prove).
+    hub = cli.serve("ev", *transport_args(transport), *(["--insecure"] if transport == "tcp"
+                                                         else []),
                     env={"SOCKCLI_SLOW_CONSUMER_TIMEOUT": "1"})  # the stalled ones go soon
     address = cli.record("ev").get("path") or f"127.0.0.1:{cli.record('ev')['port']}"
     rss_start = _rss_kb(hub.pid)
@@ -310,7 +313,7 @@ def test_listeners_reconnect_to_a_new_hub_after_kill_9(cli, transport: str) -> N
 
     assert stop(hub, signal.SIGKILL) == -signal.SIGKILL
     # The dead hub left its files; they are recognised as stale (no hub runs) ...
-    expected = ["ev.hub", "ev.sock"] if transport == "unix" else ["ev.hub"]
+    expected = ["ev.hub", "ev.sock"] if transport == "unix" else ["ev.hub", "ev.token"]
     assert cli.hub_files("ev") == expected
     assert cli.record("ev")["pid"] == hub.pid
     assert cli.list_json() == []

@@ -745,7 +745,7 @@ def test_blocking_start_returns_after_stop(make_hub, make_client, sock_dir, tran
     listener = make_client()  # connect() retries until the hub accepts
     hub.send(msg("blocking"))
     expect_next(listener, "blocking")
-    expected = {"ev.hub", "ev.sock"} if transport == "unix" else {"ev.hub"}
+    expected = {"ev.hub", "ev.sock"} if transport == "unix" else {"ev.hub", "ev.token"}
     assert set(_files(sock_dir)) == expected
 
     hub.stop()
@@ -879,7 +879,7 @@ def test_reconnecting_client_waits_for_a_free_slot(make_hub, make_client) -> Non
     # anyway, free the slot and try the scenario again.
     for _attempt in range(5):
         time.sleep(0.6)  # past one full backoff period: the listener just made an attempt
-        hub2 = make_hub(max_connections=1)
+        hub2 = make_hub(max_connections=1, insecure=True)  # the blocker says hello only
         blocker = RawPeer.for_hub(hub2)
         blocker.send_frame(fr.Hello(subscribe=False))
         if isinstance(blocker.next_frame(), fr.Welcome):

@@ -41,6 +41,7 @@ from tests.helpers import (
     OtherUserPeer,
     RawPeer,
     child_line,
+    hub_secret,
     other_user,
     spawn_as,
     wait_until,
@@ -84,6 +85,9 @@ def tcp_client(clients: list[Any], sock_dir: Path) -> Callable[..., TcpSocketCli
     def make(hub: TcpSocketServer, *, connect: bool = True, **kwargs: Any) -> TcpSocketClient:
         host, _, port = hub.address.rpartition(":")
         kwargs.setdefault("auto_reconnect", False)
+        # Told where, a client needs the hub's token: unless the test says, the secret of a
+        # hub that made one (tests/test_tcp_secret.py), as a local client finds it.
+        kwargs.setdefault("token", hub_secret(hub))
         client = TcpSocketClient("ev", host=host, port=int(port), socket_dir=sock_dir,
                                  timezone="UTC", **kwargs)
         clients.append(client)
@@ -360,7 +364,7 @@ def test_each_connection_gets_its_own_challenge(tcp_hub) -> None:
 
 @pytest.mark.timeout(30)
 def test_a_client_with_a_token_refuses_a_hub_without_one(tcp_hub, tcp_client) -> None:
-    hub = tcp_hub()
+    hub = tcp_hub(insecure=True)  # the only hub without a token (no per-hub secret either)
     with pytest.raises(AuthenticationError, match="the hub did not ask for the token") as info:
         tcp_client(hub, token=TOKEN)
     assert info.value.code == "auth_failed"

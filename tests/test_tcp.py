@@ -26,6 +26,7 @@ from sockcli import (
 )
 from sockcli.runtime import read_record
 from sockcli.types import SocketType
+from tests.helpers import hub_secret
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -168,7 +169,8 @@ def test_explicit_port_is_honoured(hubs, clients, sock_dir: Path) -> None:
                port_range_end=first + 1)
     assert hub.port == first + 2
     assert hub.address == f"127.0.0.1:{first + 2}"
-    _relay_works(clients, sock_dir, host="127.0.0.1", port=first + 2)
+    # Told where, a client does not look for the record: it needs the hub's token.
+    _relay_works(clients, sock_dir, host="127.0.0.1", port=first + 2, token=hub_secret(hub))
 
 
 def test_explicit_port_in_use_is_refused(hubs, occupied, sock_dir: Path) -> None:
@@ -203,7 +205,8 @@ def test_exhausted_range_raises_connection_error(hubs, occupied, sock_dir: Path)
 def test_record_while_running_and_removed_on_stop(hubs, sock_dir: Path) -> None:
     hub = _hub(hubs, sock_dir)
     path = sock_dir / "ev.hub"
-    assert os.listdir(sock_dir) == ["ev.hub"]  # no socket file for TCP
+    # No socket file for TCP; the hub's own secret (tests/test_tcp_secret.py) beside the record.
+    assert sorted(os.listdir(sock_dir)) == ["ev.hub", "ev.token"]
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     data = json.loads(path.read_text())
     assert data == {"event_name": "ev", "transport": "tcp", "pid": os.getpid(),
@@ -232,15 +235,18 @@ def test_client_finds_hub_by_event_name(hubs, clients, sock_dir: Path) -> None:
 def test_client_with_explicit_host_and_port(hubs, clients, sock_dir: Path) -> None:
     hub = _hub(hubs, sock_dir)
     assert hub.port is not None
-    # Another socket_dir: the client must not need the record at all.
+    # Another socket_dir: the client must not need the record at all (nor its secret, but
+    # told where it must be given the hub's token).
     elsewhere = sock_dir / "elsewhere"
+    token = hub_secret(hub)
     client = TcpSocketClient("ev", socket_dir=elsewhere, timezone="UTC", host="127.0.0.1",
-                             port=hub.port)
+                             port=hub.port, token=token)
     assert client.address == f"127.0.0.1:{hub.port}"
     clients.append(client)
     client.connect(timeout=5)
     assert [i.client_id for i in hub.get_connected_clients()] == [client.client_id]
-    port_only = TcpSocketClient("ev", socket_dir=elsewhere, timezone="UTC", port=hub.port)
+    port_only = TcpSocketClient("ev", socket_dir=elsewhere, timezone="UTC", port=hub.port,
+                                token=token)
     clients.append(port_only)
     port_only.connect(timeout=5)
     hub.send(SocketMessage("ev", data={"to": "all"}))
@@ -329,7 +335,7 @@ def test_ipv6_loopback(hubs, clients, sock_dir: Path) -> None:
     record = read_record(sock_dir, "ev")
     assert record is not None and (record.host, record.port) == ("::1", hub.port)
     _relay_works(clients, sock_dir)  # found by name
-    direct = _client(clients, sock_dir, host="::1", port=hub.port)
+    direct = _client(clients, sock_dir, host="::1", port=hub.port, token=hub_secret(hub))
     hub.send(SocketMessage("ev", data={"v6": True}))
     assert direct.receive(timeout=5).data == {"v6": True}
     peers = sorted(i.peer for i in hub.get_connected_clients())

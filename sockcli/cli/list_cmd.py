@@ -11,7 +11,7 @@ from sockcli.cli.errors import ConfigError
 from sockcli.cli.options import client_security_options, connect_option, json_option
 from sockcli.cli.render import hub_table, is_terminal
 from sockcli.cli.state import CliState
-from sockcli.exceptions import AuthenticationError, SocketError
+from sockcli.exceptions import AuthenticationError, SocketError, ValidationError
 
 __all__ = ["list_hubs"]
 
@@ -25,7 +25,8 @@ def _live(state: CliState, event: str, connect: tuple[str, int] | None) -> dict[
         client.connect(timeout=_ASK_TIMEOUT)
         stats: dict[str, Any] = client.stats(timeout=_ASK_TIMEOUT)
     except SocketError as exc:
-        if isinstance(exc, AuthenticationError):  # not a hub that is busy: say why
+        # Not a hub that is busy: say why (refused, or its secret file is unsafe to use).
+        if isinstance(exc, AuthenticationError | ValidationError):
             state.info(f"{event}: {exc}")
         return {}
     finally:

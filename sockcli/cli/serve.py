@@ -17,7 +17,9 @@ __all__ = ["serve"]
 
 @click.command()
 @click.argument("event")
-@click.option("--tcp", is_flag=True, help="Listen on TCP instead of a Unix socket.")
+@click.option("--tcp", is_flag=True,
+              help="Listen on TCP instead of a Unix socket; without a token, the hub requires "
+                   "a secret of its own that your own clients find.")
 @click.option("--host", metavar="ADDR", help="TCP address to bind (implies --tcp; default "
               "127.0.0.1).")
 @click.option("--port", type=click.IntRange(0, 65535),
@@ -31,13 +33,15 @@ __all__ = ["serve"]
               help="Refuse messages from clients (allow_client_send = false).")
 @click.option("--token-file", metavar="FILE", type=click.Path(dir_okay=False),
               help="Require TCP clients to prove they know the token in FILE (mode 0600; "
-                   "implies --tcp) [default: $SOCKCLI_TOKEN, else the token_file setting].")
+                   "implies --tcp) [default: $SOCKCLI_TOKEN, else the token_file setting, "
+                   "else a per-hub secret].")
 @click.option("--tls-cert", metavar="FILE", type=click.Path(dir_okay=False),
               help="Serve TLS with this certificate chain (PEM; implies --tcp).")
 @click.option("--tls-key", metavar="FILE", type=click.Path(dir_okay=False),
               help="The private key of --tls-cert (PEM), unless the certificate file holds it.")
 @click.option("--insecure", is_flag=True,
-              help="Allow an address other than loopback without a token (implies --tcp).")
+              help="Serve TCP without authentication: every local user, and anyone who can "
+                   "reach another address, may send and listen (implies --tcp).")
 @click.pass_obj
 def serve(state: CliState, event: str, tcp: bool, host: str | None, port: int | None,
           queue_size: int | None, max_connections: int | None, no_client_send: bool,
@@ -47,7 +51,7 @@ def serve(state: CliState, event: str, tcp: bool, host: str | None, port: int | 
 
     Clients find it by the event name. It relays every message a client sends to the other
     listeners, and keeps messages sent while nobody listens (see --queue-size). On exit the
-    socket and the hub's record are removed.
+    socket (TCP: the hub's secret) and the hub's record are removed.
     """
     from sockcli.factory import create_server
     from sockcli.types import validate_event_name
@@ -110,5 +114,9 @@ def serve(state: CliState, event: str, tcp: bool, host: str | None, port: int | 
 
 
 def _describe(transport: str, hub: Any) -> str:
-    """"tcp", "tcp, TLS, token": what protects the hub, for the start-up line."""
-    return ", ".join((transport, *getattr(hub, "protection", ())))
+    """"unix", "tcp, token (per-hub secret)", "tcp, TLS, token", "tcp, no authentication":
+    what protects the hub, for the start-up line."""
+    protection = tuple(getattr(hub, "protection", ()))
+    if transport == "tcp" and not any(p.startswith("token") for p in protection):
+        protection += ("no authentication",)
+    return ", ".join((transport, *protection))

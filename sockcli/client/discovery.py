@@ -2,7 +2,8 @@
 
 ``sockcli send``/``listen`` only know an event name. :class:`LocalHubClient` reads the hub's
 record on every connection attempt, so a listener started before its hub, or one whose hub
-comes back on the other transport, still finds it.
+comes back on the other transport, still finds it; and a TCP hub's per-hub secret
+(:mod:`sockcli.hubsecret`), so that it proves it to a hub that made one.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from sockcli.client.connect import open_tcp_socket, open_unix_socket
 from sockcli.client.threaded import HubAbsentError, HubClient
+from sockcli.hubsecret import read_secret
 from sockcli.runtime import HubRecord, check_socket_dir, list_records, read_record
 from sockcli.types import SocketType
 
@@ -52,7 +54,9 @@ class LocalHubClient(HubClient):
             raise HubAbsentError(f"no hub is running for event {self.event_name!r}")
         self.record = record
         if record.transport is SocketType.TCP and record.port is not None:
+            self._hub_secret = read_secret(self.config.socket_dir, self.event_name)
             self.tls_server_name = record.host or "127.0.0.1"
             return open_tcp_socket(record.host or "127.0.0.1", record.port, timeout,
                                    self.event_name)
+        self._hub_secret = None
         return open_unix_socket(Path(str(record.path)), timeout, self.event_name)

@@ -71,21 +71,22 @@ class Sender:
         after that). ``event_name`` may be None with ``connect``: the hub's welcome names it.
         Over TCP, ``tls_ca`` (a PEM file) makes it speak TLS to a hub whose certificate that CA
         signed, and ``token`` makes it prove the shared token and require the hub's proof
-        (docs/SECURITY.md). Raises MaxConnectionsError if the hub is full,
+        (docs/SECURITY.md); a local TCP hub found by its record that made a per-hub secret
+        gets that secret proved instead. Raises MaxConnectionsError if the hub is full,
         AuthenticationError if the hub refuses this client or cannot prove itself,
         ConnectionError if it refuses otherwise.
         """
         tls_context: list[Any] = []  # made once, on the first TCP attempt
 
         def attempt() -> tuple[socket.socket, Codec, fr.Welcome]:
-            sock, host = cls._open_socket(event_name, socket_dir, connect, timeout)
+            sock, host, secret = cls._open_socket(event_name, socket_dir, connect, timeout)
             try:
                 if host is not None and tls_ca is not None and not tls_context:
                     from sockcli.tls import client_context  # TLS is for TCP only
 
                     tls_context.append(client_context(tls_ca))
                 codec = Codec(max_frame_size=max_frame_size)
-                shake = ClientHandshake(token=token if host is not None else None)
+                shake = ClientHandshake(token=(secret or token) if host is not None else None)
                 sock, welcome = start_session(
                     sock, codec, shake, timeout, server_name=host,
                     tls_context=tls_context[0] if host is not None and tls_context else None)
@@ -110,20 +111,24 @@ class Sender:
     @staticmethod
     def _open_socket(event_name: str | None, socket_dir: str,
                      connect: tuple[str, int] | None, timeout: float,
-                     ) -> tuple[socket.socket, str | None]:
-        """The connected socket, and the host for a TCP hub (None for a Unix one)."""
+                     ) -> tuple[socket.socket, str | None, bytes | None]:
+        """The connected socket, the host for a TCP hub (None for a Unix one), and the
+        per-hub secret of a local TCP hub that made one (:mod:`sockcli.hubsecret`)."""
         if connect is not None:
             return open_tcp_socket(connect[0], connect[1], timeout, event_name or "?"), \
-                connect[0]
+                connect[0], None
         assert event_name is not None
         record = read_record(socket_dir, event_name)
         if record is not None and record.port is not None:
+            from sockcli.hubsecret import read_secret
+
             host = record.host or "127.0.0.1"
-            return open_tcp_socket(host, record.port, timeout, event_name), host
+            secret = read_secret(socket_dir, event_name)
+            return open_tcp_socket(host, record.port, timeout, event_name), host, secret
         # A Unix hub, or none yet: its socket path is known without the record.
         path = record.path if record is not None and record.path else \
             os.path.join(socket_dir, f"{event_name}.sock")
-        return open_unix_socket(path, timeout, event_name), None
+        return open_unix_socket(path, timeout, event_name), None, None
 
     # -- sending --------------------------------------------------------------------------
 

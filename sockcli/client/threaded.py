@@ -108,6 +108,9 @@ class HubClient(SocketClient):
         #: The name or address the hub's TLS certificate must name (set when connecting).
         self.tls_server_name: str | None = None
         self._token: bytes | None = None
+        #: The per-hub secret of the hub :meth:`_open_socket` just found by its record (TCP,
+        #: :mod:`sockcli.hubsecret`); proved instead of the token when there is one.
+        self._hub_secret: bytes | None = None
         self._tls_context: Any = None
         if self.uses_tcp:  # the token and TLS of TCP connections (docs/SECURITY.md)
             self._token, self._tls_context = tcp_security(self.settings.tcp, token)
@@ -121,7 +124,8 @@ class HubClient(SocketClient):
     @abstractmethod
     def _open_socket(self, timeout: float) -> socket.socket:
         """Open a connected socket to the hub, or raise HubAbsentError (retry) or
-        ConnectionError (give up)."""
+        ConnectionError (give up). A transport that finds a local TCP hub by its record sets
+        :attr:`_hub_secret` to that hub's secret (or None) each time."""
 
     @property
     @abstractmethod
@@ -287,9 +291,9 @@ class HubClient(SocketClient):
 
     def _handshake(self, sock: socket.socket, deadline: float) -> socket.socket:
         tcp = sock.family != socket.AF_UNIX
+        token = (self._hub_secret or self._token) if tcp else None
         shake = ClientHandshake(subscribe=self.subscribe, types=self.types, name=self.name,
-                                token=self._token if tcp else None, hub_name=self._event_name,
-                                slow=self.slow)
+                                token=token, hub_name=self._event_name, slow=self.slow)
         codec = Codec(max_frame_size=self.config.buffer_size)
         sock, self.welcome = start_session(
             sock, codec, shake, max(0.001, min(deadline - time.monotonic(),

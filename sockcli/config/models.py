@@ -186,7 +186,8 @@ class TcpSocketConfig(BaseModel):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_ca: Path | None = None
-    #: Allow binding a non-loopback address without a token.
+    #: Serve without authentication when there is no token: no per-hub secret on loopback
+    #: (sockcli.hubsecret), and a non-loopback address allowed.
     insecure: bool = False
 
     @field_validator("token_file", "tls_cert", "tls_key", "tls_ca", mode="before")

@@ -81,10 +81,6 @@ class HubLoop:
 
     # -- from other threads -----------------------------------------------------------------
 
-    def clients(self) -> list[ClientInfo]:
-        """A snapshot of the welcomed clients (any thread)."""
-        return self.mailbox.clients()
-
     def post(self, frame: bytes, message_type: MessageType, client_id: str | None) -> None:
         """Hand the loop an encoded message to route (any thread): see :meth:`Mailbox.post`."""
         wake = self.mailbox.post(frame, message_type, client_id)
@@ -92,10 +88,6 @@ class HubLoop:
             self._drain_inbox()
         elif wake:
             self.mailbox.wake()
-
-    def wake(self) -> None:
-        """Interrupt the loop's select (any thread, and from a signal handler)."""
-        self.mailbox.wake()
 
     # -- start-up and shut-down -----------------------------------------------------------
 
@@ -426,8 +418,8 @@ class HubLoop:
         """Tell the client why, then close once it has read that (or after a grace period)."""
         if conn.state is ConnectionState.CLOSING:
             return
-        if conn.tls is not None:  # its TLS handshake is not done: it could read no frame, and
-            self._close(conn)     # writing would only spin on OpenSSL's "want read"
+        if conn.tls is not None and conn.tls.wrapped:  # mid TLS handshake: writing would spin
+            self._close(conn)                          # on OpenSSL's "want read"; it reads none
             return
         self._forget(conn)
         conn.state = ConnectionState.CLOSING

@@ -83,6 +83,8 @@ class HubServer(SocketServer):
 
     #: The shared token clients must prove they know (TCP, docs/SECURITY.md); None: no token.
     _token: bytes | None = None
+    #: Whether that token is a secret the hub made for itself (TCP, :mod:`sockcli.hubsecret`).
+    _per_hub_secret = False
     #: The ssl.SSLContext that wraps accepted connections (TCP with tls_cert); None: no TLS.
     _tls_context: Any = None
 
@@ -101,9 +103,11 @@ class HubServer(SocketServer):
 
     @property
     def protection(self) -> tuple[str, ...]:
-        """What protects the hub beyond its transport: ("TLS", "token"), either, or ()."""
+        """What protects the hub beyond its transport: ("TLS", "token"), either, or ();
+        "token (per-hub secret)" for a TCP hub's own secret, once it has started."""
+        token = "token (per-hub secret)" if self._per_hub_secret else "token"
         return tuple(name for name, on in (("TLS", self._tls_context is not None),
-                                           ("token", self._token is not None)) if on)
+                                           (token, self._token is not None)) if on)
 
     @property
     def listener(self) -> socket.socket | None:
@@ -122,12 +126,12 @@ class HubServer(SocketServer):
             router.handlers = [h for h in router.handlers if h is not handler]
 
     def get_connected_clients(self) -> list[ClientInfo]:
-        return self._loop.clients()
+        return self._loop.mailbox.clients()
 
     def stats(self) -> dict[str, Any]:
         """Live figures: clients, subscribers, queued, dropped, received, delivered, ..."""
         s = self._stats
-        clients = self._loop.clients()
+        clients = self._loop.mailbox.clients()
         return {
             "event_name": self._event_name,
             "transport": self.transport.value,
@@ -181,7 +185,7 @@ class HubServer(SocketServer):
                 self._stopped.wait(timeout)
             return
         self._stopping = True
-        self._loop.wake()
+        self._loop.mailbox.wake()
         if not on_loop:
             self._stopped.wait(timeout)
 
@@ -212,11 +216,17 @@ class HubServer(SocketServer):
         except BaseException:
             hub_lock.release()
             raise
-        self._loop.open(listener, Admission(
-            event_name=self._event_name, config=self.config,
-            max_connections=connection_capacity(self.max_connections, self._event_name),
-            peer_refusal=self._peer_refusal,
-            stats=self._stats, token=self._token, tls_context=self._tls_context))
+        try:
+            self._loop.open(listener, Admission(
+                event_name=self._event_name, config=self.config,
+                max_connections=connection_capacity(self.max_connections, self._event_name),
+                peer_refusal=self._peer_refusal,
+                stats=self._stats, token=self._token, tls_context=self._tls_context))
+        except BaseException:  # what _bind left (a socket file, a secret) must not stay
+            listener.close()
+            self._cleanup_address()
+            hub_lock.release()
+            raise
         self._hub_lock = hub_lock
         self._address = record.address
         self._started_ms = record.started_ms

@@ -41,6 +41,7 @@ __all__ = [
     "hub_mac",
     "load_token_file",
     "new_nonce",
+    "read_token_fd",
     "resolve_token",
 ]
 
@@ -86,6 +87,12 @@ def load_token_file(path: str | os.PathLike[str]) -> bytes:
         fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY)
     except OSError as exc:
         raise ValidationError(f"cannot read token file {name}: {exc.strerror or exc}") from None
+    return read_token_fd(fd, name)
+
+
+def read_token_fd(fd: int, name: str) -> bytes:
+    """The token in the file open as ``fd`` (closed here), with :func:`load_token_file`'s
+    checks; ``name`` says which file in the errors (ValidationError)."""
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
