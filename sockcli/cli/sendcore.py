@@ -209,7 +209,9 @@ def parse_object(text: str | bytes, where: str) -> dict[str, Any]:
     if not text.strip():  # --lines skips blank lines before this
         raise DataError(f"{where} is empty: expected one JSON object such as {_EXAMPLE}")
     try:
-        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        if isinstance(text, bytes):  # as json.loads does: UTF-8, -16 or -32, by its first bytes
+            text = text.decode(json.detect_encoding(text), "surrogatepass")
+        value = _decoder().decode(text)
     except _NotFinite as exc:
         raise DataError(f"{where}: {exc}") from None
     except ValueError as exc:
@@ -227,6 +229,20 @@ def parse_object(text: str | bytes, where: str) -> dict[str, Any]:
         raise DataError(f"{where}: expected a JSON object such as {_EXAMPLE}, got "
                         f"{_json_kind(value)}")
     return value
+
+
+_DECODER: Any = None
+
+
+def _decoder() -> json.JSONDecoder:
+    """One decoder for every line: json.loads with hooks builds a new one per call, 2.84 us
+    a 220-byte line against 1.56 us with this one (python -m timeit; send --lines spent 4.3
+    us of CPU a line before the hooks)."""
+    global _DECODER
+    if _DECODER is None:
+        _DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+    decoder: json.JSONDecoder = _DECODER
+    return decoder
 
 
 def _json_kind(value: Any) -> str:
