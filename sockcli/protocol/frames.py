@@ -17,6 +17,7 @@ from __future__ import annotations
 from sockcli.exceptions import MessageError, ValidationError
 from sockcli.kinds import MESSAGE_TYPE_BY_VALUE, MessageType
 from sockcli.rules import EVENT_NAME_PATTERN, KNOWN_INSTANTS, MAX_DATA_DEPTH, check_data, is_instant
+from sockcli.values import Value, set_field
 
 TYPE_CHECKING = False  # on the send path: no typing, no collections.abc
 if TYPE_CHECKING:
@@ -94,43 +95,14 @@ class UnknownMessageTypeError(RefusedMessageError):
     """A message of a type this side does not know (another deployment's custom type)."""
 
 
-class _Frame:
-    """Immutable value semantics from ``__slots__``: equality, hashing and repr by field."""
+class _Frame(Value):
+    """A frame: a :class:`~sockcli.values.Value` with its wire ``kind``."""
 
     __slots__ = ()
-    #: The wire ``kind`` of the frame.
     kind: str
 
-    def _values(self) -> tuple[Any, ...]:
-        names: tuple[str, ...] = self.__slots__
-        return tuple(getattr(self, name) for name in names)
 
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        assert isinstance(other, _Frame)
-        return self._values() == other._values()
-
-    def __hash__(self) -> int:
-        return hash((type(self), *(_hashable(v) for v in self._values())))
-
-    def __repr__(self) -> str:
-        names: tuple[str, ...] = self.__slots__
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
-        return f"{type(self).__name__}({fields})"
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable: cannot assign {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable: cannot delete {name!r}")
-
-
-def _hashable(value: Any) -> Any:
-    return tuple(sorted(value.items(), key=repr)) if isinstance(value, dict) else value
-
-
-_set = object.__setattr__
+_set = set_field
 
 
 class Hello(_Frame):
