@@ -36,6 +36,9 @@ class SocketMessage:
     timestamp_iso: str = ""
     message_type: MessageType = MessageType.DATA
     data: dict[str, Any] = field(default_factory=dict)
+    #: True for the hub's retained copy (the last message of its type), sent to a subscriber
+    #: that asked for the last values (``listen --last``) before the live ones.
+    retained: bool = False
 
     def __post_init__(self) -> None:
         validate_event_name(self.event_name)
@@ -53,21 +56,26 @@ class SocketMessage:
 
     @classmethod
     def _checked(cls, event_name: str, timestamp_ms: int, timestamp_iso: str,
-                 message_type: MessageType, data: dict[str, Any]) -> SocketMessage:
+                 message_type: MessageType, data: dict[str, Any],
+                 retained: bool = False) -> SocketMessage:
         """Build from fields the caller has already checked (:func:`frames.relay_fields`):
         a listener builds one per message, and ``__post_init__`` would check them again."""
         message = cls.__new__(cls)
         message.__dict__.update(event_name=event_name, timestamp_ms=timestamp_ms,
                                 timestamp_iso=timestamp_iso, message_type=message_type,
-                                data=data)
+                                data=data, retained=retained)
         return message
 
     def as_dict(self) -> dict[str, Any]:
-        """The message as plain JSON-compatible values, keys in the documented order."""
-        return {
+        """The message as plain JSON-compatible values, keys in the documented order
+        (``retained`` only when true)."""
+        d = {
             "event_name": self.event_name,
             "timestamp_ms": self.timestamp_ms,
             "timestamp_iso": self.timestamp_iso,
             "message_type": self.message_type.value,
             "data": self.data,
         }
+        if self.retained:
+            d["retained"] = True
+        return d

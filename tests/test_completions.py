@@ -128,7 +128,8 @@ def test_bash_completes_options(cli: Any) -> None:
     assert {"--type", "--count", "--timeout", "--name", "--no-reconnect", "--wait", "--json",
             "--connect", "--help"} <= set(replies)
     assert sorted(replies) == sorted(_long_options("listen"))
-    assert bash_complete("sockcli", "serve", "--no", env=cli.env) == ["--no-client-send"]
+    assert bash_complete("sockcli", "serve", "--no", env=cli.env) == \
+        ["--no-client-send", "--no-retain"]
     assert bash_complete("sockcli", "--so", env=cli.env) == ["--socket-dir"]
 
 

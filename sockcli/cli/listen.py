@@ -9,6 +9,7 @@ import stat
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -21,9 +22,10 @@ from sockcli.cli.options import (
     event_argument,
     json_option,
 )
-from sockcli.cli.render import MessagePrinter, is_terminal
+from sockcli.cli.render import FORMATS, BarPrinter, Fields, MessagePrinter, is_terminal
 from sockcli.cli.sendopts import WAIT_OPTION
 from sockcli.cli.state import CliState
+from sockcli.cli.templates import TemplateParam
 from sockcli.exceptions import (
     AuthenticationError,
     ConnectionError,
@@ -45,6 +47,9 @@ __all__ = ["listen"]
 @click.option("--timeout", type=click.FloatRange(min=0), metavar="SECONDS",
               help="Stop after SECONDS: exit 124 if --count was not reached, else 0.")
 @click.option("--name", metavar="NAME", help="Name this listener, for 'send --to NAME'.")
+@click.option("--last", is_flag=True,
+              help="First the hub's last message of each type listened to (retained; marked "
+                   "\"retained\": true in JSON), then the live ones.")
 @click.option("--slow", type=click.Choice(["wait", "latest", "drop"]), default="wait",
               show_default=True,
               help="While this listener is behind: hold the publishers back (wait), keep only "
@@ -54,12 +59,33 @@ __all__ = ["listen"]
               help="Exit 69 when no hub is running or it goes away, instead of waiting for it.")
 @click_option(WAIT_OPTION, help="With --no-reconnect: how long to wait for the hub.")
 @json_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS),
+              help="Output format: json (the default into a pipe, and with --json), text, "
+                   "polybar (one plain line each), waybar (its custom module's JSON), i3bar "
+                   "(the i3bar protocol). Default on a terminal: a rich view.")
+@click.option("--text", "text_t", type=TemplateParam(), metavar="TEMPLATE",
+              help="The text of text, polybar, waybar and i3bar output: {data.text} paths, "
+                   "{path:spec}, {path|fallback}, {{ and }} for braces.")
+@click.option("--tooltip", "tooltip_t", type=TemplateParam(), metavar="TEMPLATE",
+              help="waybar: the tooltip.")
+@click.option("--class", "class_t", type=TemplateParam(), metavar="TEMPLATE",
+              help="waybar: the CSS class.")
+@click.option("--alt", "alt_t", type=TemplateParam(), metavar="TEMPLATE",
+              help="waybar: the alt field.")
+@click.option("--template", "template_t", type=TemplateParam(), metavar="TEMPLATE",
+              help="One line per message from TEMPLATE alone, in any format.")
+@click.option("--idle", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="When no message has come for SECONDS after one, print the idle output "
+                   "once: empty text (waybar, i3bar), an empty line, or --idle-text.")
+@click.option("--idle-text", "idle_t", type=TemplateParam(), metavar="TEMPLATE",
+              help="With --idle: the idle text, rendered against the last message.")
 @connect_option
 @client_security_options
 @click.pass_obj
-def listen(state: CliState, event: str | None, types: tuple[str, ...], count: int | None,
-           timeout: float | None, name: str | None, slow: str, no_reconnect: bool,
-           wait: float, as_json: bool, connect: tuple[str, int] | None) -> None:
+def listen(state: CliState, /, event: str | None, types: tuple[str, ...], count: int | None,
+           timeout: float | None, name: str | None, last: bool, slow: str, no_reconnect: bool,
+           wait: float, as_json: bool, connect: tuple[str, int] | None,
+           **formats: Any) -> None:
     """Print the messages of EVENT's hub, one JSON line each (rich text on a terminal).
 
     Waits for a hub that is not running yet and survives its restarts, unless --no-reconnect.
@@ -79,8 +105,11 @@ def listen(state: CliState, event: str | None, types: tuple[str, ...], count: in
             raise
         return finish()  # --timeout ran out before a hub came, as for a named hub
     client = state.client(event_name, connect, subscribe=True, types=types or None, name=name,
-                          auto_reconnect=not no_reconnect, slow=slow)
-    printer = MessagePrinter(rich=is_terminal() and not as_json)
+                          auto_reconnect=not no_reconnect, slow=slow, last=last)
+    printer = _printer(as_json, formats)
+    idle: float | None = formats["idle"]
+    newest: dict[str, Any] | None = None  # the newest message, for --idle-text
+    idle_at = math.inf  # when --idle output is due: only after a message
 
     try:
         if state.verbose and not no_reconnect:
@@ -104,12 +133,20 @@ def listen(state: CliState, event: str | None, types: tuple[str, ...], count: in
             left = _left(deadline)
             if reader_gone is not None:  # look at the pipe twice a second even when idle
                 left = min(left, _PIPE_CHECK_SECONDS)
+            left = min(left, max(0.0, idle_at - time.monotonic()))
             try:
                 # All that has arrived, up to what --count still wants: printed together,
                 # flushed once (each message is still on stdout as soon as it came in).
                 batch = client.receive_many(_BATCH if count is None else count - received,
                                             timeout=None if math.isinf(left) else left)
             except TimeoutError:
+                if time.monotonic() >= idle_at:  # --idle: once, until the next message
+                    idle_at = math.inf
+                    try:
+                        printer.print_idle(newest)
+                    except BrokenPipeError:
+                        _silence_stdout()
+                        return None
                 if reader_gone is not None and reader_gone():
                     _silence_stdout()
                     return None
@@ -124,6 +161,9 @@ def listen(state: CliState, event: str | None, types: tuple[str, ...], count: in
                 _silence_stdout()
                 return None
             received += len(batch)
+            if idle is not None and batch:
+                newest = batch[-1].as_dict()
+                idle_at = time.monotonic() + idle
         return None
     except SocketError as exc:
         raise from_library(exc) from None
@@ -190,3 +230,33 @@ def _silence_stdout() -> None:
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
 
+
+
+def _printer(as_json: bool, formats: dict[str, Any]) -> MessagePrinter | BarPrinter:
+    """The printer of --json/--format and the templates; usage errors for options that the
+    chosen format has no use for."""
+    fmt: str | None = formats["fmt"]
+    if as_json and fmt not in (None, "json"):
+        raise click.UsageError(f"--json is --format json: it cannot go with --format {fmt}")
+    if as_json:
+        fmt = "json"
+    fields = Fields(text=formats["text_t"], tooltip=formats["tooltip_t"],
+                    css_class=formats["class_t"], alt=formats["alt_t"],
+                    template=formats["template_t"], idle_text=formats["idle_t"])
+    bar = fmt not in (None, "json") or fields.template is not None
+    if fields.idle_text is not None and formats["idle"] is None:
+        raise click.UsageError("--idle-text is the output of --idle: give --idle SECONDS too")
+    if not bar:
+        for option, given in (("--text", fields.text), ("--tooltip", fields.tooltip),
+                              ("--class", fields.css_class), ("--alt", fields.alt),
+                              ("--idle", formats["idle"])):
+            if given is not None:
+                raise click.UsageError(f"{option} needs --format text, polybar, waybar or "
+                                       f"i3bar, or --template")
+        return MessagePrinter(rich=fmt is None and is_terminal())
+    if fmt != "waybar" and fields.template is None:
+        for option, given in (("--tooltip", fields.tooltip), ("--class", fields.css_class),
+                              ("--alt", fields.alt)):
+            if given is not None:
+                raise click.UsageError(f"{option} is a field of --format waybar only")
+    return BarPrinter(fmt or "text", fields)

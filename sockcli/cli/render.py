@@ -9,12 +9,16 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
 from sockcli.cli.errors import OutputError
+from sockcli.cli.templates import Template, compact_json, is_missing, lookup
 
-__all__ = ["MessagePrinter", "hub_table", "is_terminal"]
+__all__ = ["FORMATS", "BarPrinter", "Fields", "MessagePrinter", "hub_table", "is_terminal",
+           "pango_escape"]
 
 _STYLES = {"data": "green", "error": "bold red", "control": "cyan"}
 
@@ -61,6 +65,9 @@ class MessagePrinter:
             return
         for message in messages:
             self.print(message)
+
+    def print_idle(self, last: dict[str, Any] | None) -> None:
+        """Nothing: JSON and the rich view have no idle output (listen refuses --idle)."""
 
     def print(self, message: Any) -> None:
         record = message.as_dict()
@@ -157,3 +164,169 @@ def _uptime(started_ms: Any) -> str:
     if seconds < 86400:
         return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
     return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+
+
+#: The output formats of ``listen --format``; ``rich`` is the view on a terminal.
+FORMATS = ("json", "text", "waybar", "i3bar", "polybar")
+
+#: i3bar colours by message type; a type not here (data) keeps the bar's colour.
+I3BAR_COLORS = {"error": "#FF0000", "control": "#00FFFF"}
+
+_PANGO = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
+def pango_escape(text: str) -> str:
+    """``text`` safe inside Pango markup (waybar's ``text`` and ``tooltip``)."""
+    return text.translate(_PANGO)
+
+
+def polybar_escape(text: str) -> str:
+    """``text`` that cannot open a polybar formatting tag (``%{A1:cmd:}`` runs a command on
+    a click): ``%{`` becomes ``% {``."""
+    return text.replace("%{", "% {")
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: a line break in a value would split a message's output."""
+    return text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
+
+
+@dataclass(frozen=True)
+class Fields:
+    """The templates that override a bar format's fields (None: the default from the
+    message), and the ones for --template and --idle-text."""
+
+    text: Template | None = None
+    tooltip: Template | None = None
+    css_class: Template | None = None
+    alt: Template | None = None
+    template: Template | None = None
+    idle_text: Template | None = None
+
+
+class BarPrinter:
+    """One line per message for a status bar (``text``, ``polybar``, ``waybar``, ``i3bar``)
+    or from ``--template``; each line written and flushed whole.
+
+    ``print_idle`` writes the idle output (--idle): an empty ``text`` for waybar, an empty
+    block list for i3bar, an empty line otherwise, or ``--idle-text`` rendered against the
+    last message.
+    """
+
+    def __init__(self, fmt: str, fields: Fields) -> None:
+        if sys.stdout is None:
+            raise OutputError.closed()
+        sys.stdout.write("")  # under sockcli.cli.main, a closed stdout raises OutputError
+        self._format = fmt
+        self._fields = fields
+        self._dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+        if fmt == "i3bar" and fields.template is None:
+            # The i3bar protocol: a header, then an endless array of block lists.
+            self._write('{"version":1}\n[\n')
+
+    def print_many(self, messages: list[Any]) -> None:
+        self._write("".join([self.line(m.as_dict()) + "\n" for m in messages]))
+
+    def print_idle(self, last: dict[str, Any] | None) -> None:
+        self._write(self.idle_line(last) + "\n")
+
+    def line(self, record: dict[str, Any]) -> str:
+        """The output line of one message record (without its newline)."""
+        fields = self._fields
+        if fields.template is not None:
+            return one_line(fields.template.render(record))
+        if self._format == "waybar":
+            return self._dumps(self._waybar(record))
+        if self._format == "i3bar":
+            return self._dumps([self._i3bar(record)]) + ","
+        escape = polybar_escape if self._format == "polybar" else None
+        return one_line(self._text(record, escape))
+
+    def idle_line(self, last: dict[str, Any] | None) -> str:
+        idle = self._fields.idle_text
+        record = last or {}
+        if self._fields.template is not None or self._format in ("text", "polybar"):
+            if idle is None:
+                return ""
+            escape = polybar_escape if self._format == "polybar" else None
+            return one_line(idle.render(record, escape))
+        if self._format == "waybar":
+            text = "" if idle is None else idle.render(record, pango_escape)
+            return self._dumps({"text": text})
+        # i3bar: no block hides the module; else one plain block.
+        if idle is None:
+            return "[],"
+        return self._dumps([{"full_text": one_line(idle.render(record))}]) + ","
+
+    def _text(self, record: dict[str, Any], escape: Callable[[str], str] | None) -> str:
+        """``--text`` rendered, else ``data.text``, else the data as compact JSON."""
+        if self._fields.text is not None:
+            return self._fields.text.render(record, escape)
+        value = lookup(record, ("data", "text"))
+        text = compact_json(record.get("data")) if is_missing(value) else (
+            value if isinstance(value, str) else compact_json(value))
+        return escape(text) if escape is not None else text
+
+    def _waybar(self, record: dict[str, Any]) -> dict[str, Any]:
+        fields = self._fields
+        out: dict[str, Any] = {"text": self._text(record, pango_escape)}
+        data = record.get("data")
+        data = data if isinstance(data, dict) else {}
+        if fields.alt is not None:
+            out["alt"] = fields.alt.render(record)
+        elif not is_missing(lookup(data, ("alt",))):
+            out["alt"] = _plain(data["alt"])
+        if fields.tooltip is not None:
+            out["tooltip"] = fields.tooltip.render(record, pango_escape)
+        elif not is_missing(lookup(data, ("tooltip",))):
+            out["tooltip"] = pango_escape(_plain(data["tooltip"]))
+        else:
+            out["tooltip"] = pango_escape(
+                f"{_plain(record.get('event_name'))}: {_plain(record.get('message_type'))} "
+                f"at {_clock(record)}")
+        if fields.css_class is not None:
+            out["class"] = fields.css_class.render(record)
+        else:
+            given = data.get("class")
+            if isinstance(given, str) or (
+                    isinstance(given, list) and given and all(isinstance(c, str) for c in given)):
+                out["class"] = given
+            else:
+                out["class"] = _plain(record.get("message_type"))
+        percentage = _percentage(data)
+        if percentage is not None:
+            out["percentage"] = percentage
+        return out
+
+    def _i3bar(self, record: dict[str, Any]) -> dict[str, Any]:
+        full = one_line(self._text(record, None))
+        block: dict[str, Any] = {"name": _plain(record.get("event_name")), "full_text": full}
+        data = record.get("data")
+        short = lookup(data, ("short_text",)) if isinstance(data, dict) else None
+        block["short_text"] = full if is_missing(short) else one_line(_plain(short))
+        kind = record.get("message_type")
+        color = I3BAR_COLORS.get(kind) if isinstance(kind, str) else None
+        if color is not None:
+            block["color"] = color
+        if kind == "error":
+            block["urgent"] = True
+        return block
+
+    def _write(self, text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def _plain(value: Any) -> str:
+    """A string as it is, anything else as compact JSON."""
+    return value if isinstance(value, str) else compact_json(value)
+
+
+def _percentage(data: dict[str, Any]) -> int | None:
+    """``data.percentage``, else ``data.progress``, when a finite number: rounded, 0 to 100."""
+    for key in ("percentage", "progress"):
+        value = data.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and \
+                math.isfinite(value):
+            return max(0, min(100, round(value)))
+    return None

@@ -31,6 +31,8 @@ __all__ = ["serve"]
               help="Clients accepted at once.")
 @click.option("--no-client-send", is_flag=True,
               help="Refuse messages from clients (allow_client_send = false).")
+@click.option("--no-retain", is_flag=True,
+              help="Keep no last message per type for 'listen --last' (retain = false).")
 @click.option("--token-file", metavar="FILE", type=click.Path(dir_okay=False),
               help="Require TCP clients to prove they know the token in FILE (mode 0600; "
                    "implies --tcp) [default: $SOCKCLI_TOKEN, else the token_file setting, "
@@ -45,7 +47,7 @@ __all__ = ["serve"]
 @click.pass_obj
 def serve(state: CliState, event: str, tcp: bool, host: str | None, port: int | None,
           queue_size: int | None, max_connections: int | None, no_client_send: bool,
-          token_file: str | None, tls_cert: str | None, tls_key: str | None,
+          no_retain: bool, token_file: str | None, tls_cert: str | None, tls_key: str | None,
           insecure: bool) -> None:
     """Run the hub for EVENT until SIGINT or SIGTERM.
 
@@ -67,6 +69,8 @@ def serve(state: CliState, event: str, tcp: bool, host: str | None, port: int | 
         overrides["max_connections"] = max_connections
     if no_client_send:
         overrides["allow_client_send"] = False
+    if no_retain:
+        overrides["retain"] = False
     if host is not None:
         overrides["host"] = host
     if port is not None:

@@ -67,7 +67,7 @@ class HubClient(SocketClient):
                  auto_reconnect: bool | None = None, settings: SettingsView | None = None,
                  config_file: str | os.PathLike[str] | None = None,
                  token: bytes | str | None = None, slow: str | None = None,
-                 **overrides: Any) -> None:
+                 last: bool = False, **overrides: Any) -> None:
         from sockcli.config.loader import settings_for
 
         self._event_name = validate_event_name(event_name)
@@ -87,6 +87,8 @@ class HubClient(SocketClient):
                                   f"{', '.join(fr.SLOW_MODES)}")
         #: What the hub does while this subscriber is behind: "wait", "latest" or "drop".
         self.slow = slow
+        #: Ask for the hub's retained messages (the last of each type) first, on every connect.
+        self.last = last
         self.auto_reconnect = (self.config.auto_reconnect if auto_reconnect is None
                                else auto_reconnect)
         self.client_id: str | None = None
@@ -293,7 +295,8 @@ class HubClient(SocketClient):
         tcp = sock.family != socket.AF_UNIX
         token = (self._hub_secret or self._token) if tcp else None
         shake = ClientHandshake(subscribe=self.subscribe, types=self.types, name=self.name,
-                                token=token, hub_name=self._event_name, slow=self.slow)
+                                token=token, hub_name=self._event_name, slow=self.slow,
+                                last=self.last)
         codec = Codec(max_frame_size=self.config.buffer_size)
         sock, self.welcome = start_session(
             sock, codec, shake, max(0.001, min(deadline - time.monotonic(),

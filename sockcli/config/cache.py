@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["CachedSettings", "CachedSocket", "CachedTcp", "CachedUnix", "cache_file", "cache_key",
            "load_cached", "store_cached"]
 
-_FORMAT = 5  # bump when the settings gain keys: an older entry would lack them
+_FORMAT = 6  # bump when the settings gain keys: an older entry would lack them
 #: SOCKCLI_* variables that are not settings: they must not invalidate the cache.
 _NOT_SETTINGS = frozenset({"SOCKCLI_EVENT", "SOCKCLI_CONFIG", "SOCKCLI_DEBUG", "SOCKCLI_TOKEN",
                            "SOCKCLI_NO_CACHE"})
@@ -161,6 +161,7 @@ class CachedSocket(_Section):
     handshake_timeout: float
     frame_timeout: float
     slow_consumer_timeout: float
+    retain: bool
     message_types: tuple[str, ...]
 
     @property

@@ -90,6 +90,8 @@ class SocketConfig(BaseModel):
     #: Seconds a subscriber that is behind may read nothing before the hub drops it (and stops
     #: holding its publishers back for it).
     slow_consumer_timeout: Positive = 10.0
+    #: The hub keeps the last message of each type it relays, for ``listen --last``.
+    retain: bool = True
     #: Message types besides data, error and control (sockcli.kinds.register_message_type).
     message_types: tuple[str, ...] = ()
 

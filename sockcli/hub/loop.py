@@ -81,9 +81,11 @@ class HubLoop:
 
     # -- from other threads -----------------------------------------------------------------
 
-    def post(self, frame: bytes, message_type: MessageType, client_id: str | None) -> None:
-        """Hand the loop an encoded message to route (any thread): see :meth:`Mailbox.post`."""
-        wake = self.mailbox.post(frame, message_type, client_id)
+    def post(self, frame: bytes, message_type: MessageType, client_id: str | None,
+             wire: dict[str, Any] | None = None) -> None:
+        """Hand the loop an encoded message to route (any thread): see :meth:`Mailbox.post`;
+        a broadcast's ``wire`` map is retained as the last of its type."""
+        wake = self.mailbox.post(frame, message_type, client_id, wire)
         if threading.get_ident() == self.ident:
             self._drain_inbox()
         elif wake:
@@ -351,18 +353,21 @@ class HubLoop:
 
     def _activate(self, conn: Connection, welcome: fr.Welcome) -> None:
         """The handshake is complete: welcome the client and hand it to the router."""
-        assert self.admission is not None
+        assert self.admission is not None and conn.handshake is not None
+        last = conn.handshake.hello is not None and conn.handshake.hello.last
         info = self.admission.welcomed(conn)
         conn.info = info
         conn.state = ConnectionState.ACTIVE
         self._unsettled.discard(conn)
         self.mailbox.welcomed(info)
         self._write(conn, welcome)
-        self.router.add(conn)
+        self.router.add(conn, last)
         self._pause(conn, self.flow.holds(conn))  # one that comes while others wait, waits
 
     def _drain_inbox(self) -> None:
-        for frame, message_type, client_id in self.mailbox.take():
+        for frame, message_type, client_id, wire in self.mailbox.take():
+            if wire is not None and client_id is None:
+                self.router.keep(message_type, wire)
             self.router.from_hub(frame, message_type, client_id)
 
     # -- writing and closing --------------------------------------------------------------

@@ -13,12 +13,16 @@ import contextlib
 import socket
 import threading
 from collections import deque
+from typing import Any
 
 from sockcli.exceptions import ConnectionError, ValidationError
 from sockcli.hub.base import ClientInfo
 from sockcli.types import MessageType
 
 __all__ = ["Mailbox"]
+
+#: An encoded message, its type, its one recipient (None: all), its wire map (to retain).
+_Item = tuple[bytes, MessageType, "str | None", "dict[str, Any] | None"]
 
 
 class Mailbox:
@@ -27,7 +31,7 @@ class Mailbox:
     def __init__(self, event_name: str) -> None:
         self.event_name = event_name
         self._lock = threading.Lock()  # guards _items, _woken and _clients
-        self._items: deque[tuple[bytes, MessageType, str | None]] = deque()
+        self._items: deque[_Item] = deque()
         self._woken = False
         self._clients: dict[str, ClientInfo] = {}
         #: The reading end, for the loop's selector; None until :meth:`open`.
@@ -53,7 +57,8 @@ class Mailbox:
         with self._lock:
             return list(self._clients.values())
 
-    def post(self, frame: bytes, message_type: MessageType, client_id: str | None) -> bool:
+    def post(self, frame: bytes, message_type: MessageType, client_id: str | None,
+             wire: dict[str, Any] | None = None) -> bool:
         """Queue an encoded message for the loop to route; True if the loop must be woken
         (the first post since it last took them).
 
@@ -69,7 +74,7 @@ class Mailbox:
                 if not info.subscribed:
                     raise ValidationError(
                         f"client {client_id!r} is a pure sender and receives no messages")
-            self._items.append((frame, message_type, client_id))
+            self._items.append((frame, message_type, client_id, wire))
             wake = not self._woken
             self._woken = True
         return wake
@@ -83,7 +88,7 @@ class Mailbox:
 
     # -- the loop's thread --------------------------------------------------------------------
 
-    def take(self) -> list[tuple[bytes, MessageType, str | None]]:
+    def take(self) -> list[_Item]:
         """What was posted since the last call, oldest first."""
         with self._lock:
             items = list(self._items)

@@ -83,6 +83,10 @@ class Router:
         self.behind: set[Connection] = set()
         #: "latest" subscribers holding messages back in Connection.latest.
         self.lagging: set[Connection] = set()
+        #: The last message of each type relayed (its wire map), oldest first, for the
+        #: subscribers whose hello asks for them (``last``); empty when ``retain`` is off.
+        self.retain: bool = config.retain
+        self.retained: dict[MessageType, dict[str, Any]] = {}
         self.stats = stats
         #: Called with every message a client sends; replaced, never mutated (thread safety).
         self.handlers: list[MessageHandler] = []
@@ -96,13 +100,27 @@ class Router:
 
     # -- who is connected -----------------------------------------------------------------
 
-    def add(self, conn: Connection) -> None:
-        """A client was welcomed; a new subscriber gets the queued messages it accepts."""
+    def add(self, conn: Connection, last: bool = False) -> None:
+        """A client was welcomed. A new subscriber that asked for the ``last`` values gets
+        the retained message of each type it accepts (oldest first, marked retained), then the
+        queued messages it accepts."""
         assert conn.info is not None
         self._by_id[conn.info.client_id] = conn
         self._subs = None
+        if conn.info.subscribed and last and self.retained:
+            for message_type, wire in self.retained.items():
+                if conn.accepts(message_type):
+                    conn.enqueue(self._codec.pack_map({**wire, "retained": True}))
+                    self.stats.delivered += 1
+            self._mark_dirty(conn)
         if conn.info.subscribed and self.queue:
             self._replay_queue(conn)
+
+    def keep(self, message_type: MessageType, wire: dict[str, Any]) -> None:
+        """Retain ``wire`` as the last message of its type (the newest moves to the end)."""
+        if self.retain:
+            self.retained.pop(message_type, None)
+            self.retained[message_type] = wire
 
     def remove(self, conn: Connection) -> None:
         self.behind.discard(conn)
@@ -158,6 +176,7 @@ class Router:
                                             seq=seq))
             return
         self.stats.received += 1
+        self.keep(message_type, wire)
         if message is not None:
             assert conn.info is not None
             for handler in self.handlers:

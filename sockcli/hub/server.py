@@ -202,8 +202,9 @@ class HubServer(SocketServer):
                 f"{self._event_name!r}"
             )
         fr.check_data(message.data)
-        frame = self._loop.codec.pack_map(fr.message_to_map(message))
-        self._loop.post(frame, message.message_type, client_id)
+        wire = fr.message_to_map(message)
+        frame = self._loop.codec.pack_map(wire)
+        self._loop.post(frame, message.message_type, client_id, wire)
 
     # -- start-up and shut-down -----------------------------------------------------------
 

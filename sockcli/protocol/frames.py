@@ -114,7 +114,7 @@ class Hello(_Frame):
     survive a round trip.
     """
 
-    __slots__ = ("auth", "extra", "name", "slow", "subscribe", "types", "version")
+    __slots__ = ("auth", "extra", "last", "name", "slow", "subscribe", "types", "version")
     kind = "hello"
     version: int
     subscribe: bool
@@ -122,18 +122,20 @@ class Hello(_Frame):
     name: str | None
     auth: tuple[str, ...] | None
     slow: str | None
+    last: bool
     extra: Mapping[str, Any]
 
     def __init__(self, *, version: int = PROTOCOL_VERSION, subscribe: bool = False,
                  types: frozenset[MessageType] | None = None, name: str | None = None,
                  auth: tuple[str, ...] | None = None, slow: str | None = None,
-                 extra: Mapping[str, Any] | None = None) -> None:
+                 last: bool = False, extra: Mapping[str, Any] | None = None) -> None:
         _set(self, "version", version)
         _set(self, "subscribe", subscribe)
         _set(self, "types", types)
         _set(self, "name", name)
         _set(self, "auth", auth)
         _set(self, "slow", slow)
+        _set(self, "last", last)
         _set(self, "extra", {} if extra is None else extra)
 
 
@@ -351,7 +353,7 @@ def message_from_map(m: Mapping[str, Any], *, learn_types: bool = False) -> Sock
     if fields is not None:
         cls = _MESSAGE_CLASS or _message_class()
         message: SocketMessage = cls._checked(fields[0], m["timestamp_ms"], m["timestamp_iso"],
-                                              fields[1], m["data"])
+                                              fields[1], m["data"], m.get("retained") is True)
         return message
     return _message_explained(m, learn_types)
 
@@ -461,7 +463,7 @@ def _hello(m: Mapping[str, Any]) -> Hello:
     slow = _get(m, "slow", str, default=None)
     if slow is not None and slow not in SLOW_MODES:
         raise _fail(f"'slow' must be one of {', '.join(SLOW_MODES)}, not {slow!r}")
-    known = {"kind", "version", "subscribe", "types", "name", "auth", "slow"}
+    known = {"kind", "version", "subscribe", "types", "name", "auth", "slow", "last"}
     return Hello(
         version=_get(m, "version", int),
         subscribe=_get(m, "subscribe", bool, default=False),
@@ -469,6 +471,7 @@ def _hello(m: Mapping[str, Any]) -> Hello:
         name=name,
         auth=auth,
         slow=slow,
+        last=_get(m, "last", bool, default=False),
         extra={k: v for k, v in m.items() if k not in known},
     )
 
@@ -590,6 +593,8 @@ def frame_to_map(frame: Frame) -> dict[str, Any]:
             m["auth"] = list(frame.auth)
         if frame.slow is not None:
             m["slow"] = frame.slow
+        if frame.last:
+            m["last"] = True
         return m
     if isinstance(frame, Welcome):
         m = {"kind": "welcome", "version": frame.version, "client_id": frame.client_id,
