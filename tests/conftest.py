@@ -111,3 +111,17 @@ def cli() -> Iterator[Any]:
     env = Cli(short_tmp_dir())
     yield env
     env.cleanup()
+
+
+@pytest.fixture
+def children() -> Iterator[list[Any]]:
+    """Child processes a test starts (as another user, say): killed and reaped at teardown."""
+    procs: list[Any] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()

@@ -143,17 +143,6 @@ def _roundtrip(sender: Any, subscriber: Any, n: int = 1) -> None:
 
 # -- Unix: peer credentials -------------------------------------------------------------------
 
-@pytest.fixture
-def children() -> Iterator[list[Any]]:
-    procs: list[Any] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(5)
-        for stream in (proc.stdin, proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
 
 
 def _open_unix_hub(hubs: list[Any], sock_dir: Path, **kwargs: Any) -> UnixSocketServer:

@@ -111,17 +111,6 @@ class Attacker:
         return count
 
 
-@pytest.fixture
-def children() -> Iterator[list[Any]]:
-    procs: list[Any] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
-        for stream in (proc.stdin, proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
 
 
 @pytest.fixture

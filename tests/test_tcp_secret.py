@@ -15,7 +15,6 @@ import secrets
 import signal
 import socket
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,17 +33,6 @@ pytestmark = pytest.mark.timeout(60)
 METHOD = "hmac-sha256"
 
 
-@pytest.fixture
-def children() -> Iterator[list[Any]]:
-    procs: list[Any] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(5)
-        for stream in (proc.stdin, proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
 
 
 def _serve(cli: Cli, *args: str, **kwargs: Any) -> tuple[Any, str]:

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from sockcli.cli.errors import OutputError
-from sockcli.cli.templates import Template, compact_json, is_missing, lookup
+from sockcli.cli.templates import Template, compact_json, finite, is_missing, lookup
 
 __all__ = ["FORMATS", "BarPrinter", "Fields", "MessagePrinter", "hub_table", "is_terminal",
            "pango_escape"]
@@ -94,18 +94,7 @@ class MessagePrinter:
         try:
             return self._dumps(value)
         except ValueError:
-            return self._dumps(_finite(value))
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with every NaN and infinity replaced by None."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
+            return self._dumps(finite(value))
 
 
 _C1_ESCAPES = {c: f"\\u{c:04x}" for c in range(0x7F, 0xA0)}

@@ -106,17 +106,18 @@ def is_missing(value: Any) -> bool:
 def compact_json(value: Any) -> str:
     """``value`` as compact, strict JSON (NaN and the infinities as null; bytes and other
     values JSON has no form for as their text)."""
-    return json.dumps(_finite(value), ensure_ascii=False, allow_nan=False,
+    return json.dumps(finite(value), ensure_ascii=False, allow_nan=False,
                       separators=(",", ":"), default=str)
 
 
-def _finite(value: Any) -> Any:
+def finite(value: Any) -> Any:
+    """``value`` with every NaN and infinity replaced by None (JSON has no form for them)."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_finite(v) for v in value]
+        return [finite(v) for v in value]
     return value
 
 
