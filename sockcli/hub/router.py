@@ -1,10 +1,11 @@
 """Who gets what: the hub's routing of messages to subscribers.
 
 The router holds the welcomed connections by client id, the bounded queue of messages that
-found no subscriber, and the message handlers of the hub's owner. For each message a client
-sends it acknowledges or refuses it, calls the handlers, and relays it: to every subscriber
-whose type filter accepts it (broadcast), or to the subscribers of one name (unicast). This is
-where retained messages and content filters belong.
+found no subscriber, the retained messages (the last of each type, for the subscribers that
+ask for them: ``listen --last``), and the message handlers of the hub's owner. For each
+message a client sends it acknowledges or refuses it, calls the handlers, retains it and
+relays it: to every subscriber whose type filter accepts it (broadcast), or to the
+subscribers of one name (unicast). Content filters belong here too.
 
 Flow control: each subscriber has its own outbound buffer
 (:class:`~sockcli.hub.connection.Connection`). Once more than ``send_buffer_limit`` bytes wait
