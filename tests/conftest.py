@@ -125,3 +125,12 @@ def children() -> Iterator[list[Any]]:
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+@pytest.fixture
+def hubs() -> Iterator[list[Any]]:
+    """Hubs a test makes itself: stopped at teardown."""
+    made: list[Any] = []
+    yield made
+    for hub in made:
+        hub.stop()

@@ -55,14 +55,6 @@ OTHER_TOKEN = b"not the token the hub has, 32 bytes"
 # -- fixtures ---------------------------------------------------------------------------------
 
 @pytest.fixture
-def hubs() -> Iterator[list[Any]]:
-    made: list[Any] = []
-    yield made
-    for hub in made:
-        hub.stop()
-
-
-@pytest.fixture
 def clients() -> Iterator[list[Any]]:
     made: list[Any] = []
     yield made
@@ -142,7 +134,6 @@ def _roundtrip(sender: Any, subscriber: Any, n: int = 1) -> None:
 
 
 # -- Unix: peer credentials -------------------------------------------------------------------
-
 
 
 def _open_unix_hub(hubs: list[Any], sock_dir: Path, **kwargs: Any) -> UnixSocketServer:

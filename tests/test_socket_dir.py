@@ -111,16 +111,6 @@ class Attacker:
         return count
 
 
-
-
-@pytest.fixture
-def hubs() -> Iterator[list[Any]]:
-    made: list[Any] = []
-    yield made
-    for hub in made:
-        hub.stop()
-
-
 @pytest.fixture
 def shared() -> Iterator[Path]:
     """A directory like /tmp: every user may create entries in it, sticky (only an entry's

@@ -33,8 +33,6 @@ pytestmark = pytest.mark.timeout(60)
 METHOD = "hmac-sha256"
 
 
-
-
 def _serve(cli: Cli, *args: str, **kwargs: Any) -> tuple[Any, str]:
     """``sockcli serve ARGS`` and its start-up line, once it serves."""
     proc = cli.popen("serve", *args, **kwargs)
