@@ -7,7 +7,7 @@ the table, not a failure. The exit status is non-zero only when a measurement co
 made (or on Ctrl-C).
 
 Suites (docs/PERFORMANCE.md says what each number means):
-  startup  one-shot process wall time: sockcli send / listen, reference imports, peers
+  startup  one-shot process wall time: sockcli send / get / listen, reference imports, peers
   stream   100,000 messages, 1 sender -> 1 listener: CLI, library, hub alone, baseline, peers
   fanout   1 sender -> 100 subscribers (deliveries/s); latency at 1,000 msg/s, 10 subscribers
   scale    hub memory with 1,000 idle subscribers; deliveries/s at 1, 10, 100, 1,000

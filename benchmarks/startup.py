@@ -38,6 +38,7 @@ SECTION = "1. Start-up (median wall time of one process, ratio to python -c pass
 PAYLOAD = b'{"progress":40}\n'
 SEND_EVENT = "bench_send"
 LISTEN_EVENT = "bench_listen"
+GET_EVENT = "bench_get"
 
 
 @dataclass
@@ -56,6 +57,13 @@ def _expect_one_message(done: subprocess.CompletedProcess[bytes]) -> str | None:
     lines = done.stdout.splitlines()
     if len(lines) != 1 or b'"progress": 40' not in lines[0]:
         return f"expected one message line, got {done.stdout[:200]!r}"
+    return None
+
+
+def _expect_retained(done: subprocess.CompletedProcess[bytes]) -> str | None:
+    lines = done.stdout.splitlines()
+    if len(lines) != 1 or b'"progress": 40' not in lines[0] or b'"retained": true' not in lines[0]:
+        return f"expected the retained message's line, got {done.stdout[:200]!r}"
     return None
 
 
@@ -117,6 +125,10 @@ def run(box: Sandbox, runs: int, log: Callable[[str], None]) -> tuple[list[Row],
     box.start_hub(SEND_EVENT)
     box.start_hub(LISTEN_EVENT)
     listen_address = box.hub_address(LISTEN_EVENT)
+    box.start_hub(GET_EVENT)
+    # Queued for no one and retained: what every run of sockcli get prints (it never takes a
+    # queued message, so the same one serves every run).
+    queue_one(box.hub_address(GET_EVENT), GET_EVENT, {"progress": 40})
 
     def queue_message() -> None:
         queue_one(listen_address, LISTEN_EVENT, {"progress": 40})
@@ -129,6 +141,11 @@ def run(box: Sandbox, runs: int, log: Callable[[str], None]) -> tuple[list[Row],
                 [SOCKCLI, "send", SEND_EVENT], stdin=PAYLOAD),
         Command("sockcli_send_cold", "sockcli send, first run (empty settings cache)",
                 [SOCKCLI, "send", SEND_EVENT], stdin=PAYLOAD, before=box.empty_cache),
+        Command("sockcli_get", f"sockcli get {GET_EVENT} (the retained message, JSON)",
+                [SOCKCLI, "get", GET_EVENT], check=_expect_retained),
+        Command("sockcli_get_waybar", f"sockcli get {GET_EVENT} --format waybar --text TEMPLATE",
+                [SOCKCLI, "get", GET_EVENT, "--format", "waybar", "--text",
+                 "{data.progress}%"]),
         Command("sockcli_listen", f"sockcli listen {LISTEN_EVENT} --count 1 (queued msg)",
                 [SOCKCLI, "listen", LISTEN_EVENT, "--count", "1"],
                 before=queue_message, check=_expect_one_message),
@@ -200,6 +217,8 @@ def run(box: Sandbox, runs: int, log: Callable[[str], None]) -> tuple[list[Row],
                          "max_ms": max(cmd.times) * 1000, "failures": cmd.failures[:3]})
         if cmd.key == "sockcli_send":
             check_target(row, max_ratio=5)
+        if cmd.key.startswith("sockcli_get"):  # issue 10: as fast as send, <= 3x
+            check_target(row, max_ratio=3)
         if cmd.failures:
             row.note = f"{len(cmd.failures)} failed runs: {cmd.failures[0]}"
         rows.append(row)

@@ -13,23 +13,28 @@
 # The last "done" (progress 100) also carries the wallpaper's "palette" and "file". A step
 # that fails is reported as an ERROR message (`sockcli send --type error`):
 #   {"step":"palette","status":"failed","progress":50,"wallpaper":"aurora","error":"..."}
+# With --stdout it sends nothing itself: it prints the same messages on stdout, one line each,
+# in the line grammar of `sockcli serve EVENT --exec CMD` (a JSON object is a data message,
+# `error {...}` an error message), so that the hub runs it as its producer:
+#   sockcli serve wallpaper_change --exec 'examples/wallpaper-pipeline.sh --stdout aurora'
 #
 # The work is simulated with small real work (awk draws, scales and quantises a PPM image, no
 # network), a few hundred milliseconds in all. Replace the step_* functions with curl, magick,
 # swww, ... for the real thing.
 #
-# Usage: wallpaper-pipeline.sh [-e EVENT] [--delay SECONDS] [--fail STEP] [-q] [NAME]
+# Usage: wallpaper-pipeline.sh [-e EVENT] [--delay SECONDS] [--fail STEP] [--stdout] [-q] [NAME]
 #   NAME                 the wallpaper to make (default: aurora); any text, it is escaped
 #   -e, --event EVENT    the hub's event        (WALLPAPER_EVENT, default: wallpaper_change)
+#   --stdout             print the messages on stdout (for serve --exec) instead of sending
 #   --delay SECONDS      sleep in each step, to watch the progress (STEP_DELAY, default: 0)
 #   --fail STEP          make STEP fail, to see an error reported (FAIL_STEP)
 #   -q, --quiet          no log lines on stderr
 # Environment: WALLPAPER_STATE_DIR (where the wallpaper is installed, default
 #   ${XDG_STATE_HOME:-~/.local/state}/wallpaper-pipeline), WALLPAPER_SIZE (default 128x72),
 #   WALLPAPER_APPLY_CMD (a command run with the installed file, e.g. "swww img").
-# Exit status: 0 done and every message acknowledged by the hub; 1 a step failed (after its
-#   error message was sent); 2 bad usage; otherwise sockcli send's status (69: no hub for
-#   EVENT, 75: the hub went away before acknowledging).
+# Exit status: 0 done and every message acknowledged by the hub (printed, with --stdout); 1 a
+#   step failed (after its error message was sent); 2 bad usage; otherwise sockcli send's
+#   status (69: no hub for EVENT, 75: the hub went away before acknowledging).
 set -euo pipefail
 
 PROG=${0##*/}
@@ -39,6 +44,7 @@ FAIL_STEP=${FAIL_STEP:-}
 STATE_DIR=${WALLPAPER_STATE_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/wallpaper-pipeline}
 SIZE=${WALLPAPER_SIZE:-128x72}
 QUIET=0
+TO_STDOUT=0
 STEPS=(fetch resize palette apply)
 
 usage() { sed -n '/^# Usage:/,/^set -euo/{/^set -euo/d; s/^# \{0,1\}//; p;}' "$0"; }
@@ -50,6 +56,7 @@ while (($#)); do
     -e | --event) (($# >= 2)) || die_usage "$1 needs a value"; EVENT=$2; shift 2 ;;
     --delay) (($# >= 2)) || die_usage "$1 needs a value"; STEP_DELAY=$2; shift 2 ;;
     --fail) (($# >= 2)) || die_usage "$1 needs a value"; FAIL_STEP=$2; shift 2 ;;
+    --stdout) TO_STDOUT=1; shift ;;
     -q | --quiet) QUIET=1; shift ;;
     -h | --help) usage; exit 0 ;;
     --) shift; break ;;
@@ -65,7 +72,9 @@ WIDTH=${BASH_REMATCH[1]} HEIGHT=${BASH_REMATCH[2]}
 if [[ -n $FAIL_STEP && " ${STEPS[*]} " != *" $FAIL_STEP "* ]]; then
   die_usage "--fail: no step named '$FAIL_STEP' (steps: ${STEPS[*]})"
 fi
-command -v sockcli >/dev/null || { printf '%s: sockcli is not on PATH\n' "$PROG" >&2; exit 127; }
+if ((!TO_STDOUT)); then
+  command -v sockcli >/dev/null || { printf '%s: sockcli is not on PATH\n' "$PROG" >&2; exit 127; }
+fi
 
 # --- JSON without jq --------------------------------------------------------------------------
 
@@ -88,7 +97,7 @@ json_quote() {
   REPLY="\"$s\""
 }
 
-# --- the progress channel: one `sockcli send --lines` fed through a FIFO ----------------------
+# --- the progress channel: one `sockcli send --lines` fed through a FIFO (or stdout) ----------
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/wallpaper.XXXXXXXX")
 SENDER_PID=''
@@ -103,10 +112,14 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap ':' PIPE # a write to a sender that has gone fails (and is handled) instead of killing us
 
-mkfifo "$WORK/progress"
-sockcli send --lines "$EVENT" <"$WORK/progress" &
-SENDER_PID=$!
-exec {PROGRESS_FD}>"$WORK/progress"
+if ((TO_STDOUT)); then
+  exec {PROGRESS_FD}>&1 # the hub reads our stdout: each line is a message
+else
+  mkfifo "$WORK/progress"
+  sockcli send --lines "$EVENT" <"$WORK/progress" &
+  SENDER_PID=$!
+  exec {PROGRESS_FD}>"$WORK/progress"
+fi
 
 # close_sender: end the stream and return sockcli send's exit status (0: all acknowledged).
 close_sender() {
@@ -114,8 +127,10 @@ close_sender() {
   if [[ -n $PROGRESS_FD ]]; then
     exec {PROGRESS_FD}>&-
     PROGRESS_FD=''
-    wait "$SENDER_PID" || status=$?
-    SENDER_PID=''
+    if [[ -n $SENDER_PID ]]; then
+      wait "$SENDER_PID" || status=$?
+      SENDER_PID=''
+    fi
   fi
   return "$status"
 }
@@ -147,7 +162,9 @@ fail() {
   json_quote "$NAME"; data+=",\"wallpaper\":$REPLY"
   json_quote "$3"; data+=",\"error\":$REPLY}"
   log "$1 failed: $3"
-  if ! sockcli send --type error -d "$data" "$EVENT"; then
+  if ((TO_STDOUT)); then
+    printf 'error %s\n' "$data"
+  elif ! sockcli send --type error -d "$data" "$EVENT"; then
     log "the error could not be reported to the hub of '$EVENT'"
   fi
   ((status == 0)) || log "some progress was not delivered (sockcli send exited $status)"
@@ -257,7 +274,7 @@ run_step() {
     fi
     "step_$step"
     sleep "$STEP_DELAY"
-  ) 2>"$WORK/$step.log"
+  ) 2>"$WORK/$step.log" >&2 # what a step prints goes to its log, never to the messages
   status=$?
   set -e
   if ((status != 0)); then

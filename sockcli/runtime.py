@@ -87,30 +87,43 @@ def open_socket_dir(path: str | os.PathLike[str], *, create: bool = False) -> in
         raise SocketError(f"cannot create socket directory {path}: {exc.strerror}") from exc
 
 
+#: How often a path that was a link or a file when opened, and is a directory when looked at
+#: just after, is opened again (someone is swapping it) before it is refused as what it was.
+_SWAPPED_RETRIES = 3
+
+
 class _Unreachable(OSError):
     """Neither open nor lstat reaches the path: a parent is not a directory."""
 
 
 def _open_checked(path: str | os.PathLike[str], text: str) -> int:
-    try:
-        fd = os.open(text, _DIR_FLAGS)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
-            raise SocketError(f"cannot use socket directory {path}: {exc.strerror}") from exc
-        try:  # what is there, if anything: a symbolic link, a file, or a file as a parent
-            st = os.lstat(text)
-        except FileNotFoundError:  # removed meanwhile: as if we had not looked
+    fd = -1
+    for attempt in range(_SWAPPED_RETRIES, -1, -1):
+        try:
+            fd = os.open(text, _DIR_FLAGS)
+            break
+        except FileNotFoundError:
             raise
-        except OSError as unreachable:
-            raise _Unreachable(unreachable.errno, unreachable.strerror) from None
-        if stat.S_ISLNK(st.st_mode):
-            raise UnsafePathError(
-                f"socket directory {path} is a symbolic link: sockcli does not follow one "
-                "(remove it, or choose another socket_dir)"
-            ) from None
-        raise UnsafePathError(f"socket directory {path} is not a directory") from None
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
+                raise SocketError(f"cannot use socket directory {path}: {exc.strerror}"
+                                  ) from exc
+            try:  # what is there, if anything: a symbolic link, a file, or a file as a parent
+                st = os.lstat(text)
+            except FileNotFoundError:  # removed meanwhile: as if we had not looked
+                raise
+            except OSError as unreachable:
+                raise _Unreachable(unreachable.errno, unreachable.strerror) from None
+            link = stat.S_ISLNK(st.st_mode) or (stat.S_ISDIR(st.st_mode) and
+                                                exc.errno == errno.ELOOP)
+            if stat.S_ISDIR(st.st_mode) and attempt:
+                continue  # a directory again, swapped back meanwhile: open it (and check it)
+            if link:
+                raise UnsafePathError(
+                    f"socket directory {path} is a symbolic link: sockcli does not follow one "
+                    "(remove it, or choose another socket_dir)"
+                ) from None
+            raise UnsafePathError(f"socket directory {path} is not a directory") from None
     try:
         _check_dir(path, os.fstat(fd))
     except BaseException:

@@ -1,5 +1,7 @@
 """The examples, run as their users run them: the wallpaper pipeline against a hub and a
-listener, the waybar and eww modules, the systemd unit, and `make demo` (examples/demo.sh)."""
+listener; the waybar, polybar, i3blocks and eww modules, each one `sockcli listen` line taken
+from the bar's own configuration file and run through `sh -c` as the bar runs it; the systemd
+units, the producer run by `serve --exec` included; and `make demo` (examples/demo.sh)."""
 
 from __future__ import annotations
 
@@ -25,9 +27,6 @@ from tests.helpers import wait_until
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 PIPELINE = EXAMPLES / "wallpaper-pipeline.sh"
-WAYBAR_SCRIPT = EXAMPLES / "waybar" / "wallpaper-progress.sh"
-WAYBAR_CONFIG = EXAMPLES / "waybar" / "config.jsonc"
-EWW_DIR = EXAMPLES / "eww"
 UNIT = EXAMPLES / "systemd" / "sockcli-hub@.service"
 DEMO = EXAMPLES / "demo.sh"
 BIN = str(Path(sys.executable).parent)
@@ -106,6 +105,15 @@ def group_members(pgid: int) -> list[int]:
         if fields[0] != "Z" and int(fields[2]) == pgid:
             members.append(int(entry.name))
     return members
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (not a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2:].split()[0] != "Z"
 
 
 def processes_with(text: str) -> list[int]:
@@ -263,132 +271,264 @@ def test_pipeline_event_and_usage(cli: Any, tmp_path: Path) -> None:
         assert complaint in bad.stderr, bad.stderr
     shown = run_pipeline(env, "--help")
     assert shown.returncode == 0 and shown.stdout.startswith("Usage: wallpaper-pipeline.sh")
-    for script in (PIPELINE, DEMO, WAYBAR_SCRIPT, EWW_DIR / "scripts" / "wallpaper-listen.sh"):
+    for script in (PIPELINE, DEMO):
         assert os.access(script, os.X_OK), f"{script} is not executable"
         assert script.read_text().startswith("#!/usr/bin/env bash\n")
 
 
-# --- the waybar module ------------------------------------------------------------------------
+# --- the bar modules: one `sockcli listen` line each, run as the bar runs it ------------------
+
+WAYBAR_CONFIG = EXAMPLES / "waybar" / "config.jsonc"
+POLYBAR_CONFIG = EXAMPLES / "polybar" / "config.ini"
+I3BLOCKS_CONFIG = EXAMPLES / "i3blocks" / "config"
+EWW_YUCK = EXAMPLES / "eww" / "eww.yuck"
+# The messages every bar test sends: the first before the bar starts (--last shows it).
+RUNNING = '{"step":"palette","status":"running","progress":50,"text":"colours <of> sun & sea"}'
+FAILED = '{"step":"palette","status":"failed","progress":50,"error":"no colours"}'
+DONE = '{"step":"apply","status":"done","progress":100,"text":"wallpaper set: aurora"}'
+
+
+def waybar_module() -> dict[str, Any]:
+    """The "custom/wallpaper" entry of waybar/config.jsonc (JSON with // comment lines)."""
+    text = WAYBAR_CONFIG.read_text()
+    config = json.loads(re.sub(r"^\s*//.*$", "", text, flags=re.MULTILINE))
+    assert "custom/wallpaper" in config["modules-right"]
+    module: dict[str, Any] = config["custom/wallpaper"]
+    return module
+
+
+def ini_section(path: Path, section: str) -> dict[str, str]:
+    """One section of a polybar or i3blocks file (ini, no interpolation: `%output%`)."""
+    parser = configparser.ConfigParser(interpolation=None, comment_prefixes=("#", ";"))
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(path.read_text())
+    return dict(parser[section])
+
+
+def eww_deflisten(name: str) -> tuple[dict[str, Any], str]:
+    """The :initial value (JSON) and the command of ``(deflisten NAME ...)`` in eww.yuck, the
+    command's yuck string unescaped (``\\"`` is ``"``)."""
+    yuck = re.sub(r"^\s*;.*$", "", EWW_YUCK.read_text(), flags=re.MULTILINE)
+    match = re.search(rf"\(deflisten\s+{name}\s+:initial\s+'([^']*)'\s+"
+                      r'"((?:[^"\\]|\\.)*)"\s*\)', yuck)
+    assert match, f"no (deflisten {name} :initial '...' \"command\") in eww.yuck"
+    return json.loads(match.group(1)), re.sub(r"\\(.)", r"\1", match.group(2))
+
+
+def one_listen_line(command: str) -> list[str]:
+    """``command`` is one ``sockcli listen`` line and nothing else (no script, no pipe)."""
+    argv = shlex.split(command)
+    assert argv[:3] == ["sockcli", "listen", EVENT], argv
+    assert not set(argv) & {"|", ";", "&&", "||", "&"}, argv
+    assert "--last" in argv and argv[4:8] == ["-t", "data", "-t", "error"], argv
+    return argv
+
+
+def bar_shows(cli: Any, tmp_path: Path, command: str, cwd: Path | None = None) -> list[str]:
+    """Run ``command`` through ``sh -c`` as a bar does, against a real hub that holds a
+    message already; then an ignored control message, an error and a data message. The three
+    lines it prints, and once it is stopped, no subscriber left."""
+    cli.serve(EVENT)
+    # Another bar took the message live: the hub retains it (nothing is queued).
+    other = cli.listen(EVENT, "--count", "1")
+    assert cli.run("send", EVENT, "-d", RUNNING).returncode == 0
+    assert other.wait(10) == 0
+    lines = []
+    with started(["sh", "-c", command], example_env(cli, tmp_path), cwd=cwd) as bar:
+        lines.append(read_line(bar, timeout=15))  # the retained message: --last
+        for args in (["-t", "control", "-d", '{"demo":1}'], ["-t", "error", "-d", FAILED],
+                     ["-d", DONE]):
+            sent = cli.run("send", EVENT, *args)
+            assert sent.returncode == 0, sent.stderr
+        lines += [read_line(bar) for _ in range(2)]
+        assert subscribers(cli) == 1
+    wait_until(lambda: subscribers(cli) == 0, timeout=10, what="the bar's listener to go")
+    return lines
 
 
 @pytest.mark.timeout(60)
-def test_waybar_module_turns_messages_into_waybar_json(cli: Any, tmp_path: Path) -> None:
-    env = example_env(cli, tmp_path, WALLPAPER_HIDE_AFTER="0.3")
-    # Started before the hub: sockcli listen waits for it.
-    with started(["bash", str(WAYBAR_SCRIPT), EVENT], env) as bar:
-        assert json.loads(read_line(bar, timeout=15)) == {
-            "text": "", "tooltip": f"{EVENT}: idle", "class": "idle", "percentage": 0}
-        cli.serve(EVENT)
-        wait_until(lambda: subscribers(cli) >= 1, timeout=15, what="the module's listener")
-
-        sent = cli.run("send", EVENT, "-d",
-                       '{"step":"palette","progress":50,"text":"colours <of> sun & sea"}')
-        assert sent.returncode == 0, sent.stderr
-        shown = json.loads(read_line(bar))
-        assert {k: shown[k] for k in ("text", "class", "percentage")} == {
-            "text": "palette 50%", "class": "running", "percentage": 50}
-        assert re.fullmatch(rf"{EVENT}: colours &lt;of&gt; sun &amp; sea \(50%\) at "
-                            r"\d\d:\d\d:\d\d", shown["tooltip"])
-
-        assert cli.run("send", EVENT, "--type", "control", "-d", '{"x":1}').returncode == 0
-        sent = cli.run("send", EVENT, "--type", "error", "-d",
-                       '{"step":"palette","error":"no colours"}')
-        assert sent.returncode == 0, sent.stderr
-        shown = json.loads(read_line(bar))  # the control message showed nothing
-        assert {k: shown[k] for k in ("text", "class", "percentage")} == {
-            "text": "palette failed", "class": "error", "percentage": 50}
-        assert shown["tooltip"].startswith(f"{EVENT}: palette failed at ")
-        assert shown["tooltip"].endswith(": no colours")
-        # WALLPAPER_HIDE_AFTER seconds after an error, back to idle (hidden).
-        assert json.loads(read_line(bar))["class"] == "idle"
-
-        os.kill(bar.pid, signal.SIGTERM)
-        assert bar.wait(10) == 143
-        # Its sockcli listen and python3 go with it.
-        wait_until(lambda: not group_members(bar.pid), timeout=5, what="the module to stop")
+def test_waybar_module_is_one_listen_line(cli: Any, tmp_path: Path) -> None:
+    module = waybar_module()
+    assert module["return-type"] == "json" and module["hide-empty-text"] is True
+    one_listen_line(module["exec"])
+    assert module["escape"] is False  # sockcli escapes for Pango itself
+    assert bar_shows(cli, tmp_path, module["exec"]) == [
+        '{"text": "palette running", "tooltip": "colours &lt;of&gt; sun &amp; sea", '
+        '"class": "running", "percentage": 50}\n',
+        '{"text": "palette failed", "tooltip": "no colours", "class": "failed", '
+        '"percentage": 50}\n',
+        '{"text": "apply done", "tooltip": "wallpaper set: aurora", "class": "done", '
+        '"percentage": 100}\n']
+    # Every class the module prints has its style.
+    css = (EXAMPLES / "waybar" / "style.css").read_text()
+    assert all(f"#custom-wallpaper.{c} " in css for c in ("running", "done", "failed"))
 
 
 @pytest.mark.timeout(60)
 def test_waybar_module_follows_the_pipeline(cli: Any, tmp_path: Path) -> None:
     cli.serve(EVENT)
-    env = example_env(cli, tmp_path, WALLPAPER_HIDE_AFTER="0")
-    with started(["bash", str(WAYBAR_SCRIPT)], env) as bar:
-        assert json.loads(read_line(bar, timeout=15))["class"] == "idle"
+    env = example_env(cli, tmp_path)
+    with started(["sh", "-c", waybar_module()["exec"]], env) as bar:
         wait_until(lambda: subscribers(cli) >= 1, timeout=15, what="the module's listener")
         assert run_pipeline(env).returncode == 0
         assert run_pipeline(example_env(cli, tmp_path, FAIL_STEP="apply")).returncode == 1
         lines = [json.loads(read_line(bar)) for _ in range(8 + 8)]
     seen = [(line["text"], line["class"], line["percentage"]) for line in lines]
-    steps = [("fetch", 0, 25), ("resize", 25, 50), ("palette", 50, 75), ("apply", 75, 100)]
-    complete = [(f"{s} {p}%", "done" if p == 100 else "running", p)
-                for s, a, b in steps for p in (a, b)]
-    assert seen == complete + complete[:7] + [("apply failed", "error", 75)]
-
-
-def test_waybar_config_snippet() -> None:
-    text = WAYBAR_CONFIG.read_text()
-    config = json.loads(re.sub(r"^\s*//.*$", "", text, flags=re.MULTILINE))
-    module = config["custom/wallpaper"]
-    assert module["return-type"] == "json"
-    assert "custom/wallpaper" in config["modules-right"]
-    assert Path(shlex.split(module["exec"])[0]).name == WAYBAR_SCRIPT.name
-    assert f"{WAYBAR_SCRIPT.relative_to(REPO)}" in text  # how to install it is said
-    assert os.access(WAYBAR_SCRIPT, os.X_OK)
-
-
-# --- the eww widget ---------------------------------------------------------------------------
-
-
-def deflisten(yuck: str, name: str) -> tuple[dict[str, Any], str]:
-    """The :initial value (JSON) and the command of ``(deflisten NAME ...)``."""
-    match = re.search(rf"\(deflisten\s+{name}\s+:initial\s+'([^']*)'\s+\"([^\"]+)\"\s*\)",
-                      yuck)
-    assert match, f"no (deflisten {name} :initial '...' \"command\") in eww.yuck"
-    return json.loads(match.group(1)), match.group(2)
+    complete = [(f"{m['step']} {m['status']}", m["status"], m["progress"])
+                for m in progress_messages()]
+    assert seen == complete + complete[:7] + [("apply failed", "failed", 75)]
 
 
 @pytest.mark.timeout(60)
-def test_eww_deflisten_command_works(cli: Any, tmp_path: Path) -> None:
-    yuck = re.sub(r";.*$", "", (EWW_DIR / "eww.yuck").read_text(), flags=re.MULTILINE)
-    assert yuck.count("(") == yuck.count(")")
-    initial, command = deflisten(yuck, "wallpaper")
-    script = EWW_DIR / shlex.split(command)[0]  # eww runs it from its configuration directory
-    assert script.is_file() and os.access(script, os.X_OK), script
-    used = set(re.findall(r"\{wallpaper\.(\w+)\}|\$\{wallpaper\.(\w+)\}", yuck))
-    fields = {a or b for a, b in used}
-    assert fields <= set(initial), fields - set(initial)
-    assert "(defwidget wallpaper-progress" in yuck and "(wallpaper-progress)" in yuck
-    assert (EWW_DIR / "eww.scss").is_file()
+def test_polybar_module_is_one_listen_line(cli: Any, tmp_path: Path) -> None:
+    module = ini_section(POLYBAR_CONFIG, "module/wallpaper")
+    assert (module["type"], module["tail"], module["label"]) == (
+        "custom/script", "true", "%output%")
+    argv = one_listen_line(module["exec"])
+    assert argv[argv.index("--format") + 1] == "polybar"
+    assert bar_shows(cli, tmp_path, module["exec"]) == [
+        "palette 50% running\n", "palette 50% failed\n", "apply 100% done\n"]
 
+
+@pytest.mark.timeout(60)
+def test_i3blocks_block_is_one_listen_line(cli: Any, tmp_path: Path) -> None:
+    block = ini_section(I3BLOCKS_CONFIG, "wallpaper")
+    # A persistent block (each line updates it) whose lines are JSON objects.
+    assert (block["interval"], block["format"]) == ("persist", "json")
+    argv = one_listen_line(block["command"])
+    assert argv[argv.index("--format") + 1] == "i3bar"
+    lines = bar_shows(cli, tmp_path, block["command"])
+    assert lines == [
+        '{"full_text": "palette 50% running", "short_text": "palette 50% running"}\n',
+        '{"full_text": "palette 50% failed", "short_text": "palette 50% failed", '
+        '"color": "#FF0000", "urgent": true}\n',
+        '{"full_text": "apply 100% done", "short_text": "apply 100% done"}\n']
+    # What i3blocks 1.5 parses: flat objects, one per line, of i3bar keys only.
+    assert all(set(json.loads(line)) <= {"full_text", "short_text", "color", "urgent"}
+               for line in lines)
+
+
+@pytest.mark.timeout(60)
+def test_eww_deflisten_is_one_listen_line(cli: Any, tmp_path: Path) -> None:
+    initial, command = eww_deflisten("wallpaper")
+    argv = one_listen_line(command)
+    assert argv[argv.index("--template") + 1] == "{data}"
+    # The idle output is the :initial value: hidden (status "idle") until a message comes.
+    idle_text = argv[argv.index("--idle-text") + 1]
+    assert json.loads(idle_text.replace("{{", "{").replace("}}", "}")) == initial
+    yuck = re.sub(r"^\s*;.*$", "", EWW_YUCK.read_text(), flags=re.MULTILINE)
+    assert yuck.count("(") == yuck.count(")")
+    used = set(re.findall(r"\bwallpaper\.(\w+)", yuck))
+    # Every field the widget reads is in the idle object, or is the error of an error message.
+    assert used - set(initial) == {"error"}, used
+    assert "(defwidget wallpaper-progress" in yuck and "(wallpaper-progress)" in yuck
+    css = (EXAMPLES / "eww" / "eww.scss").read_text()
+    assert ".wallpaper.failed" in css and ".wallpaper.done" in css
+    # eww runs it from its configuration directory: the data of each message, as JSON.
+    lines = bar_shows(cli, tmp_path, command, cwd=EXAMPLES / "eww")
+    assert [json.loads(line) for line in lines] == [
+        json.loads(RUNNING), json.loads(FAILED), json.loads(DONE)]
+    assert lines[0] == RUNNING + "\n"  # compact, as sent
+
+
+@pytest.mark.timeout(30)
+def test_first_bar_after_its_producer_sees_the_first_message_once(cli: Any) -> None:
+    # Nobody listened yet: the message is both queued (for the first subscriber) and retained.
     cli.serve(EVENT)
-    env = example_env(cli, tmp_path, WALLPAPER_HIDE_AFTER="0.3")
-    with started(["sh", "-c", command], env, cwd=EWW_DIR) as widget:
-        assert json.loads(read_line(widget, timeout=15)) == initial
-        wait_until(lambda: subscribers(cli) >= 1, timeout=15, what="the widget's listener")
-        sent = cli.run("send", EVENT, "-d",
-                       '{"step":"resize","progress":25,"text":"resizing to 128x72"}')
-        assert sent.returncode == 0, sent.stderr
-        assert json.loads(read_line(widget)) == {
-            "visible": True, "step": "resize", "progress": 25, "label": "resize 25%",
-            "tooltip": "resizing to 128x72", "class": "running"}
-        sent = cli.run("send", EVENT, "--type", "error", "-d",
-                       '{"step":"apply","error":"disk full"}')
-        assert sent.returncode == 0, sent.stderr
-        assert json.loads(read_line(widget)) == {
-            "visible": True, "step": "apply", "progress": 25, "label": "apply failed",
-            "tooltip": "disk full", "class": "error"}
-        assert json.loads(read_line(widget)) == initial  # hidden again
-        assert set(initial) == {"visible", "step", "progress", "label", "tooltip", "class"}
+    assert cli.run("send", EVENT, "-d", RUNNING).returncode == 0
+    bar = cli.listen(EVENT, "--last", "--count", "2")
+    assert cli.run("send", EVENT, "-d", DONE).returncode == 0
+    records = messages(bar, 2)
+    assert bar.wait(10) == 0
+    # Once, from the queue (so not marked retained), then the live one.
+    assert [(r["data"], "retained" in r) for r in records] == [
+        (json.loads(RUNNING), False), (json.loads(DONE), False)]
+
+
+def test_no_glue_scripts_are_left() -> None:
+    assert not (EXAMPLES / "waybar" / "wallpaper-progress.sh").exists()
+    assert not (EXAMPLES / "eww" / "scripts").exists()
+    scripts = sorted(p.relative_to(EXAMPLES).as_posix() for p in EXAMPLES.rglob("*.sh"))
+    assert scripts == ["demo.sh", "wallpaper-pipeline.sh"]
+
+
+# --- one producer for every bar: serve --exec ----------------------------------------------------
+
+PRODUCER_UNIT = EXAMPLES / "producer" / "sockcli-wallpaper.service"
+
+
+def serve_has_exec() -> bool:
+    done = subprocess.run([SOCKCLI, "serve", "--help"], capture_output=True, text=True,
+                          timeout=20)
+    return "--exec" in done.stdout
+
+
+@pytest.mark.timeout(30)
+def test_pipeline_prints_exec_lines_with_stdout(tmp_path: Path, cli: Any) -> None:
+    env = example_env(cli, tmp_path)
+    env["PATH"] = os.defpath  # no sockcli needed: nothing is sent
+    done = run_pipeline(env, "--stdout", "-q")
+    assert (done.returncode, done.stderr) == (0, "")
+    data = [json.loads(line) for line in done.stdout.splitlines()]
+    last = data[-1]
+    assert last.pop("palette") and last.pop("file")
+    assert data == progress_messages()
+    failed = run_pipeline(example_env(cli, tmp_path, FAIL_STEP="resize"), "--stdout", "-q")
+    assert failed.returncode == 1
+    *lines, error = failed.stdout.splitlines()
+    assert [json.loads(line) for line in lines] == progress_messages()[:3]
+    kind, _, body = error.partition(" ")
+    assert kind == "error" and json.loads(body) == {
+        "step": "resize", "status": "failed", "progress": 25, "wallpaper": "aurora",
+        "error": "injected failure (FAIL_STEP=resize)"}
+
+
+@pytest.mark.timeout(60)
+def test_producer_unit_serves_two_bars_from_one_pipeline(cli: Any, tmp_path: Path) -> None:
+    unit = unit_sections(PRODUCER_UNIT)
+    (exec_start,) = unit["Service"]["ExecStart"]
+    argv = shlex.split(exec_start)
+    assert argv[:3] == ["%h/.local/bin/sockcli", "serve", EVENT] and "--exec" in argv
+    assert "--stdout" in argv[argv.index("--exec") + 1]
+    if not serve_has_exec():
+        pytest.skip("sockcli serve --exec is not there yet: the producer example needs it")
+    home = fake_home(cli.root)
+    (home / ".local" / "bin" / "wallpaper-pipeline.sh").symlink_to(PIPELINE)
+    env = {**example_env(cli, tmp_path), "HOME": str(home)}
+    command = [a.replace("%h", str(home)) for a in argv]
+    with started(command, env) as hub:
+        assert "serving" in read_line(hub, "stderr", 15)
+        bars = [cli.listen(EVENT, "--last", "-t", "data", "-t", "error") for _ in range(2)]
+        # The pipeline runs for about four seconds (--delay 1): each bar sees it to the end,
+        # from the retained message on, in order.
+        expected = progress_messages()
+        for bar in bars:
+            seen = []
+            while not seen or seen[-1]["progress"] != 100:
+                record = json.loads(read_line(bar, timeout=20))
+                record["data"].pop("palette", None), record["data"].pop("file", None)
+                seen.append(record["data"])
+            # Each message once: the first bar gets the first message from the queue, not
+            # also as the retained one.
+            assert len(seen) <= len(expected) and seen == expected[len(expected) - len(seen):]
+        [row] = cli.list_json()
+        producer = row["producer"]["pid"]
+        assert Path(f"/proc/{producer}").exists()
+        hub.send_signal(signal.SIGTERM)
+        assert hub.wait(20) == 0
+    # The producer's group (its shell, sleeping until the next run) went with the hub.
+    wait_until(lambda: not group_members(producer) and not alive(producer), timeout=10,
+               what="the producer to stop with the hub")
 
 
 # --- the systemd unit -------------------------------------------------------------------------
 
 
-def unit_sections() -> dict[str, dict[str, list[str]]]:
+def unit_sections(path: Path = UNIT) -> dict[str, dict[str, list[str]]]:
     """The unit file as sections of keys, each with all its values (keys may repeat)."""
     sections: dict[str, dict[str, list[str]]] = {}
     current: dict[str, list[str]] | None = None
-    for line in UNIT.read_text().splitlines():
+    for line in path.read_text().splitlines():
         line = line.strip()
         if not line or line.startswith(("#", ";")):
             continue
@@ -463,6 +603,18 @@ def test_systemd_unit_passes_systemd_analyze_verify(cli: Any) -> None:
     assert refused.returncode != 0 and "is not executable" in refused.stderr
 
 
+@pytest.mark.timeout(60)
+def test_producer_unit_passes_systemd_analyze_verify(cli: Any) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    home = fake_home(cli.root)
+    verified = subprocess.run([analyze, "verify", "--user", "--man=no", str(PRODUCER_UNIT)],
+                              env={**cli.env, "HOME": str(home)}, capture_output=True,
+                              text=True, timeout=45)
+    assert (verified.returncode, verified.stderr) == (0, "")
+
+
 # --- make demo --------------------------------------------------------------------------------
 
 
@@ -505,9 +657,24 @@ def test_demo_runs_end_to_end_and_leaves_nothing_behind(cli: Any) -> None:
     assert data[13] == {"step": "palette", "status": "failed", "progress": 50,
                         "wallpaper": "aurora", "error": "injected failure (FAIL_STEP=palette)"}
     assert data[14] == {"demo": "finished"}
-    connected = lines.index(next(line for line in lines if "listening to" in line))
-    assert connected < lines.index(next(line for line in lines if line.startswith(
-        "[listener] {")))
+    # Next to it, the waybar-format listener: the same messages, as a waybar module reads them.
+    shown = [json.loads(line.split(None, 1)[1]) for line in lines
+             if line.startswith("[waybar]   {")]
+    assert [s["class"] for s in shown] == ["data"] * 13 + ["error", "control"]
+    texts = [m["text"] for m in progress_messages()]
+    assert [s["text"] for s in shown[:13]] == texts + texts[:5]
+    assert shown[13]["text"] == json.dumps(data[13], separators=(",", ":"))
+    assert shown[14]["text"] == '{"demo":"finished"}' and "percentage" not in shown[14]
+    assert [s["percentage"] for s in shown[:14]] == [r["progress"] for r in data[:14]]
+    assert all(re.fullmatch(r"wallpaper_change: (data|error|control) at "
+                            r"\d\d:\d\d:\d\d\.\d{3}", s["tooltip"]) for s in shown)
+    # Nothing was sent before both listeners said they were connected.
+    first_message = lines.index(next(line for line in lines if line.startswith(
+        ("[listener] {", "[waybar]   {"))))
+    for tag in ("[listener]", "[waybar]"):
+        connected = lines.index(next(line for line in lines
+                                     if line.startswith(tag) and "listening to" in line))
+        assert connected < first_message
     # `sockcli list` ran while the pipeline was connected (not a terminal: JSON).
     listed = [json.loads(line) for line in lines if line.startswith("[{")]
     assert [h["event_name"] for h in listed[0]] == [EVENT]

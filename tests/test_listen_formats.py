@@ -159,20 +159,19 @@ def test_waybar_templates(cli) -> None:
 def test_i3bar_protocol(cli) -> None:
     cli.serve("ev")
     bar = cli.listen("ev", "--format", "i3bar", "--count", "3")
-    assert json.loads(read_line(bar)) == {"version": 1}
-    assert read_line(bar) == "[\n"
     send(cli, "ev", "-d", '{"text": "40%", "short_text": "4"}')
     send(cli, "ev", "-t", "error", "-d", '{"text": "failed\\nbadly"}')
     send(cli, "ev", "-t", "control", "-d", '{"text": "stop"}')
     lines = [read_line(bar) for _ in range(3)]
     assert bar.wait(10) == 0
-    assert all(line.endswith("],\n") for line in lines)
-    data, error, control = (json.loads(line.rstrip().rstrip(","))[0] for line in lines)
-    assert data == {"name": "ev", "full_text": "40%", "short_text": "4"}
-    assert error == {"name": "ev", "full_text": "failed badly", "short_text": "failed badly",
+    # One flat block object per line, as an i3blocks persistent block (format=json) reads
+    # them: no header, no array, no name (i3blocks names the block after its section).
+    assert all(line.startswith("{") and line.endswith("}\n") for line in lines)
+    data, error, control = (json.loads(line) for line in lines)
+    assert data == {"full_text": "40%", "short_text": "4"}
+    assert error == {"full_text": "failed badly", "short_text": "failed badly",
                      "color": "#FF0000", "urgent": True}
-    assert control["color"] == "#00FFFF" and "urgent" not in control
-    # The whole stream is what i3bar reads: the header, then an endless JSON array.
+    assert control == {"full_text": "stop", "short_text": "stop", "color": "#00FFFF"}
     assert rest(bar) == ""
 
 
@@ -249,13 +248,11 @@ def test_idle_waybar(cli) -> None:
 @pytest.mark.parametrize(("fmt", "extra", "idle_line"), [
     ("polybar", (), "\n"),
     ("text", ("--idle-text", "{event_name} idle, last {data.progress|?}"), "ev idle, last 9\n"),
-    ("i3bar", (), "[],\n"),
+    ("i3bar", (), '{"full_text": ""}\n'),
 ])
 def test_idle_lines(cli, fmt: str, extra: tuple[str, ...], idle_line: str) -> None:
     cli.serve("ev")
     bar = cli.listen("ev", "--format", fmt, "--idle", "0.3", *extra)
-    if fmt == "i3bar":
-        read_line(bar), read_line(bar)  # the protocol header
     send(cli, "ev", "-d", '{"progress": 9}')
     assert read_line(bar) != idle_line
     assert read_line(bar) == idle_line

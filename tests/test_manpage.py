@@ -189,7 +189,10 @@ def test_every_command_has_a_subsection_with_its_arguments() -> None:
         for param in command.params:
             if isinstance(param, click.Argument):
                 arg = param.name or ""
-                words.append(arg if param.required else f"[{arg}]")
+                if param.nargs == -1:  # listen's [EVENT|PATTERN]...: its metavar
+                    words.append((param.metavar or f"[{arg}]...").lower())
+                else:
+                    words.append(arg if param.required else f"[{arg}]")
         expected = " ".join(words)
         assert expected in titles, f"no '.SS {expected}' in COMMANDS (found {sorted(titles)})"
 

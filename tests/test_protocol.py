@@ -187,12 +187,14 @@ def test_plain_handshake(codec: str) -> None:
     hello = fr.Hello(subscribe=True, types=frozenset({MessageType.ERROR, MessageType.CONTROL}),
                      name="bar")
     expected = fr.Welcome(client_id="c7", event_name="ev", allow_client_send=False,
-                          max_frame_size=4096, features=("ack", "stats", "ping", "unicast", "slow"))
+                          max_frame_size=4096, features=("ack", "stats", "ping", "unicast", "slow",
+                                                      "retain", "peek"))
     assert link.transcript == [("client", hello), ("hub", expected)]
     assert welcome == expected and client.welcome == expected and hub.welcome == expected
     assert (welcome.client_id, welcome.event_name, welcome.allow_client_send,
             welcome.max_frame_size, welcome.features, welcome.auth, welcome.version) == \
-        ("c7", "ev", False, 4096, ("ack", "stats", "ping", "unicast", "slow"), None, 1)
+        ("c7", "ev", False, 4096, ("ack", "stats", "ping", "unicast", "slow", "retain", "peek"),
+         None, 1)
     assert ids.calls == 1
     assert client.done and hub.done
     assert hub.hello == hello
@@ -237,7 +239,8 @@ def test_token_handshake(codec: str) -> None:
     assert auth.mac == expected_mac(TOKEN, b"client", challenge.nonce, auth.nonce)
     proof = {"method": METHOD, "mac": expected_mac(TOKEN, b"hub", challenge.nonce, auth.nonce)}
     assert welcome == fr.Welcome(client_id="c1", event_name="ev", max_frame_size=65536,
-                                 features=("ack", "stats", "ping", "unicast", "slow", "auth"),
+                                 features=("ack", "stats", "ping", "unicast", "slow", "retain",
+                                           "peek", "auth"),
                                  auth=proof)
     assert "auth" in welcome.features
     assert hub.welcome == welcome and client.welcome == welcome

@@ -1,7 +1,8 @@
 """The ``sockcli`` command line. :func:`main` is the console script's entry point.
 
-This module imports nothing heavy: an ordinary ``sockcli send`` line runs without click
-(:mod:`sockcli.cli.sendcore`); everything else loads click and the command it names.
+This module imports nothing heavy: an ordinary ``sockcli send`` or ``sockcli get`` line runs
+without click (:mod:`sockcli.cli.sendcore`, :mod:`sockcli.cli.getcore`); everything else loads
+click and the command it names.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sockcli.exceptions import SocketError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, TextIO
 
 __all__ = ["main"]
@@ -42,12 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     debug = _debugging(args)
     try:
         try:
-            from sockcli.cli.sendcore import parse_fast_send, run_send
-
-            plan = parse_fast_send(args)
-            if plan is not None:
+            fast = _fast_command(args)
+            if fast is not None:
                 try:
-                    run_send(plan)
+                    fast()
                     return 0
                 except UsageError:
                     pass  # click reports it, usage text and all, as it does the others
@@ -76,6 +76,24 @@ def main(argv: list[str] | None = None) -> int:
         say(f"sockcli: internal error: {type(exc).__name__}: {exc} (run with --debug for the "
             "traceback, and please report it)\n")
         return 1
+
+
+def _fast_command(args: list[str]) -> Callable[[], None] | None:
+    """The click-free run of an ordinary ``send`` (:mod:`sockcli.cli.sendcore`) or ``get``
+    (:mod:`sockcli.cli.getcore`) line, or None: click parses the line."""
+    from functools import partial
+
+    from sockcli.cli.sendcore import parse_fast_send, run_send
+
+    plan = parse_fast_send(args)
+    if plan is not None:
+        return partial(run_send, plan)
+    if "get" not in args:
+        return None
+    from sockcli.cli.getcore import parse_fast_get, run_get
+
+    get_plan = parse_fast_get(args)
+    return None if get_plan is None else partial(run_get, get_plan)
 
 
 class _Stdout:

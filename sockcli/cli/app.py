@@ -23,6 +23,7 @@ COMMANDS = {
     "serve": "sockcli.cli.serve:serve",
     "send": "sockcli.cli.send:send",
     "listen": "sockcli.cli.listen:listen",
+    "get": "sockcli.cli.get:get",
     "list": "sockcli.cli.list_cmd:list_hubs",
 }
 
@@ -54,12 +55,14 @@ def cli(ctx: click.Context, /, **values: Any) -> None:
       sockcli serve wallpaper_change &          # a hub for one named event
       some-pipeline | sockcli send --lines      # publish JSON messages
       sockcli listen --type error               # print them as JSON lines
+      sockcli get --format polybar              # the last message, once (status bars)
       sockcli list                              # the running hubs
 
     Exit status: 0 success, 1 failure, 2 usage, 64 no event to pick, 65 bad input data,
-    66 stdin closed, 68 unknown --to recipient, 69 no hub, 74 stdout closed or full,
-    75 not acknowledged, 77 not allowed (the hub refuses clients' messages, or this client),
-    78 bad configuration, 124 listen --timeout before --count, 130 interrupted.
+    66 stdin closed (get: nothing retained), 68 unknown --to recipient, 69 no hub,
+    74 stdout closed or full, 75 not acknowledged, 77 not allowed (the hub refuses clients'
+    messages, or this client, or is too old for the request), 78 bad configuration,
+    124 listen --timeout before --count, 130 interrupted.
     See 'man sockcli'.
     """
     state = CliState(**values)

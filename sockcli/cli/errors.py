@@ -10,13 +10,16 @@ code   meaning
 2      bad command-line usage
 64     no EVENT given and not exactly one hub running to pick (EX_USAGE)
 65     input that is not a JSON object, or too large a message (EX_DATAERR)
-66     ``send``: stdin is closed or cannot be read (EX_NOINPUT)
+66     ``send``: stdin is closed or cannot be read; ``get``: the hub holds no retained
+       message (of that type) (EX_NOINPUT)
 68     ``send --to NAME``: no listener of that name is connected (EX_NOHOST)
 69     no hub is running for the event, or it is full (EX_UNAVAILABLE)
 74     stdout is closed, or writing to it failed (full disk, /dev/full) (EX_IOERR)
 75     the hub went away before acknowledging a message; retry (EX_TEMPFAIL)
 77     not allowed: the hub refuses messages from clients, or refuses this client (token,
-       peer credentials, TLS), or could not prove it is the hub (EX_NOPERM)
+       peer credentials, TLS), or could not prove it is the hub, or cannot do what was asked
+       (``send --retain-only`` to a hub that retains nothing; ``--retain-only``, ``--clear``
+       or ``get`` with a hub too old for them) (EX_NOPERM)
 78     invalid configuration: a settings file, variable or option (EX_CONFIG)
 124    ``listen --timeout`` ran out before ``--count`` messages arrived
 130    interrupted (Ctrl-C)
@@ -48,6 +51,7 @@ __all__ = [
     "NoRecipientError",
     "NotAcknowledgedError",
     "NotAllowedError",
+    "NothingRetainedError",
     "OutputError",
     "TimedOutError",
     "UsageError",
@@ -103,6 +107,12 @@ class InputError(CliError):
     """Standard input is closed (``<&-``) or cannot be read (a directory)."""
 
     exit_code = 66  # EX_NOINPUT
+
+
+class NothingRetainedError(CliError):
+    """``sockcli get``: the hub holds no retained message (of the type asked for)."""
+
+    exit_code = 66  # EX_NOINPUT: there is nothing to read
 
 
 class NoRecipientError(CliError):
@@ -162,6 +172,7 @@ def say(text: str) -> None:
 
 _MESSAGE_CODES: dict[str, type[CliError]] = {
     "send_not_allowed": NotAllowedError,
+    "not_retaining": NotAllowedError,
     "unknown_recipient": NoRecipientError,
     "invalid_message": DataError,
     "frame_too_large": DataError,

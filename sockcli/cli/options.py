@@ -15,6 +15,7 @@ import click
 
 from sockcli.cli.sendopts import (
     BUILTIN_MESSAGE_TYPES,
+    CHOICE,
     CONNECT_OPTION,
     COUNT,
     DIR,
@@ -24,6 +25,7 @@ from sockcli.cli.sendopts import (
     MESSAGE_TYPE,
     SECONDS,
     SECURITY_OPTIONS,
+    TEMPLATE,
     TEXT,
     Option,
     given_more_than_once,
@@ -32,10 +34,11 @@ from sockcli.cli.sendopts import (
     unknown_message_type,
 )
 from sockcli.cli.state import CliState
+from sockcli.cli.templates import Template, TemplateError, parse
 
-__all__ = ["HostPort", "MessageTypeChoice", "click_option", "client_security_options",
-           "complete_events", "connect_option", "event_argument", "json_option",
-           "options_from"]
+__all__ = ["HostPort", "MessageTypeChoice", "TemplateParam", "click_option",
+           "client_security_options", "complete_events", "connect_option", "event_argument",
+           "events_argument", "json_option", "options_from"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -92,6 +95,22 @@ class HostPort(click.ParamType[tuple[str, int]]):
         return parsed
 
 
+class TemplateParam(click.ParamType[Template]):
+    """A click option that takes a template (:mod:`sockcli.cli.templates`): parsed once, a
+    usage error (exit 2) naming the option and the column when it is not one."""
+
+    name = "template"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Template:
+        if isinstance(value, Template):
+            return value
+        try:
+            return parse(str(value))
+        except TemplateError as exc:
+            self.fail(f"{value!r}: {exc}", param, ctx)
+
+
 def _click_type(option: Option) -> click.ParamType[Any] | None:
     kind = option.kind
     if kind == SECONDS:
@@ -104,6 +123,10 @@ def _click_type(option: Option) -> click.ParamType[Any] | None:
         return MessageTypeChoice()
     if kind == HOSTPORT:
         return HostPort()
+    if kind == CHOICE:
+        return click.Choice(option.choices)
+    if kind == TEMPLATE:
+        return TemplateParam()
     if kind in (TEXT, FLAG, COUNT):
         return None
     raise ValueError(f"no click type for options of kind {kind!r}")
@@ -169,6 +192,10 @@ def complete_events(ctx: click.Context, param: click.Parameter,
 
 event_argument = click.argument("event", required=False, metavar="[EVENT]",
                                 shell_complete=complete_events)
+
+#: listen's EVENT...: names and glob patterns (sockcli.cli.follow), each one completed.
+events_argument = click.argument("events", nargs=-1, metavar="[EVENT|PATTERN]...",
+                                 shell_complete=complete_events)
 
 connect_option = click_option(CONNECT_OPTION)
 

@@ -1,6 +1,8 @@
 """Output: JSON lines for programs, rich for people at a terminal.
 
-rich is imported only when a terminal is there to look at it.
+rich is imported only when a terminal is there to look at it. ``sockcli get``, which must
+start as fast as ``send``, prints through this module too: so it imports neither typing,
+dataclasses, datetime (only for a waybar tooltip's clock) nor click.
 """
 
 from __future__ import annotations
@@ -9,16 +11,18 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, TextIO
 
 from sockcli.cli.errors import OutputError
 from sockcli.cli.templates import Template, compact_json, finite, is_missing, lookup
+from sockcli.values import Value, set_field
+
+TYPE_CHECKING = False  # on get's path: no typing import
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TextIO
 
 __all__ = ["FORMATS", "BarPrinter", "Fields", "MessagePrinter", "hub_table", "is_terminal",
-           "pango_escape"]
+           "pango_escape", "producer_summary"]
 
 _STYLES = {"data": "green", "error": "bold red", "control": "cyan"}
 
@@ -104,6 +108,8 @@ def _clock(record: dict[str, Any]) -> str:
     """The time of day of a message, to the millisecond, in the sender's timezone: from
     ``timestamp_iso``, else (not a date: any client can send one) from ``timestamp_ms`` in
     local time; never the peer's text itself, which could hold terminal escapes."""
+    from datetime import datetime
+
     try:
         moment = datetime.fromisoformat(record["timestamp_iso"])
     except (TypeError, ValueError):
@@ -121,9 +127,10 @@ def hub_table(rows: list[dict[str, Any]], socket_dir: str | None = None) -> Any:
     prefix = os.path.join(socket_dir, "") if socket_dir else None
     table = Table(box=None, header_style="bold", pad_edge=False,
                   caption=f"sockets in {socket_dir}" if socket_dir else None)
+    producers = any(isinstance(row.get("producer"), dict) for row in rows)
     for column in ("EVENT", "VIA", "ADDRESS", "PID", "CLIENTS", "LISTENERS", "QUEUED",
-                   "DROPPED", "UP"):
-        numeric = column not in ("EVENT", "VIA", "ADDRESS")
+                   "DROPPED", "UP", *(("PRODUCER",) if producers else ())):
+        numeric = column not in ("EVENT", "VIA", "ADDRESS", "PRODUCER")
         # The event name is the key: never cut it; a long address folds instead.
         table.add_column(column, justify="right" if numeric else "left",
                          no_wrap=column != "ADDRESS",
@@ -135,9 +142,35 @@ def hub_table(rows: list[dict[str, Any]], socket_dir: str | None = None) -> Any:
             address = address[len(prefix):]
         cells = ["?" if row.get(k) is None else str(row[k])
                  for k in ("pid", "clients", "subscribers", "queued", "dropped")]
+        if producers:
+            cells.append(_uptime(row.get("started_ms")))
+            producer = row.get("producer")
+            table.add_row(row["event_name"], row["transport"], address, *cells,
+                          producer_summary(producer) if isinstance(producer, dict) else "")
+            continue
         table.add_row(row["event_name"], row["transport"], address, *cells,
                       _uptime(row.get("started_ms")))
     return table
+
+
+def producer_summary(producer: dict[str, Any]) -> str:
+    """A ``serve --exec`` producer in a few words, from the figures its hub gives: "running,
+    pid 4242", "restarting in 2.0 s", "exited 0" or "killed by SIGKILL", and how many times
+    it was restarted and how many of its lines were rejected, when any."""
+    state = producer.get("state")
+    if state == "running":
+        words = f"running, pid {producer.get('pid')}"
+    elif state == "restarting" and isinstance(producer.get("restart_in"), int | float):
+        words = f"restarting in {producer['restart_in']:.1f} s"
+    elif state == "exited" and producer.get("last_exit"):
+        words = str(producer["last_exit"])
+    else:
+        words = str(state)
+    for key, one in (("restarts", "restart"), ("rejected", "rejected")):
+        count = producer.get(key)
+        if isinstance(count, int) and count:
+            words += f", {count} {one}{'s' if count > 1 and key == 'restarts' else ''}"
+    return words
 
 
 def _uptime(started_ms: Any) -> str:
@@ -180,17 +213,28 @@ def one_line(text: str) -> str:
     return text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
 
 
-@dataclass(frozen=True)
-class Fields:
+class Fields(Value):
     """The templates that override a bar format's fields (None: the default from the
-    message), and the ones for --template and --idle-text."""
+    message), and the ones for --template and --idle-text. A :class:`~sockcli.values.Value`,
+    not a dataclass: ``sockcli get`` imports this module."""
 
-    text: Template | None = None
-    tooltip: Template | None = None
-    css_class: Template | None = None
-    alt: Template | None = None
-    template: Template | None = None
-    idle_text: Template | None = None
+    __slots__ = ("alt", "css_class", "idle_text", "template", "text", "tooltip")
+    text: Template | None
+    tooltip: Template | None
+    css_class: Template | None
+    alt: Template | None
+    template: Template | None
+    idle_text: Template | None
+
+    def __init__(self, *, text: Template | None = None, tooltip: Template | None = None,
+                 css_class: Template | None = None, alt: Template | None = None,
+                 template: Template | None = None, idle_text: Template | None = None) -> None:
+        set_field(self, "text", text)
+        set_field(self, "tooltip", tooltip)
+        set_field(self, "css_class", css_class)
+        set_field(self, "alt", alt)
+        set_field(self, "template", template)
+        set_field(self, "idle_text", idle_text)
 
 
 class BarPrinter:
@@ -198,8 +242,14 @@ class BarPrinter:
     or from ``--template``; each line written and flushed whole.
 
     ``print_idle`` writes the idle output (--idle): an empty ``text`` for waybar, an empty
-    block list for i3bar, an empty line otherwise, or ``--idle-text`` rendered against the
+    ``full_text`` for i3bar, an empty line otherwise, or ``--idle-text`` rendered against the
     last message.
+
+    ``i3bar`` is one block of the i3bar protocol per line, a flat JSON object: what an
+    i3blocks persistent block with ``format=json`` reads (``interval=persist``: each line
+    updates the block; an empty ``full_text`` hides it). No ``name``: i3blocks names the
+    block after its section, and routes clicks by that name. Not the protocol's header and
+    endless array: a status line of one block is no use, i3blocks assembles the line.
     """
 
     def __init__(self, fmt: str, fields: Fields) -> None:
@@ -209,9 +259,6 @@ class BarPrinter:
         self._format = fmt
         self._fields = fields
         self._dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
-        if fmt == "i3bar" and fields.template is None:
-            # The i3bar protocol: a header, then an endless array of block lists.
-            self._write('{"version":1}\n[\n')
 
     def print_many(self, messages: list[Any]) -> None:
         self._write("".join([self.line(m.as_dict()) + "\n" for m in messages]))
@@ -227,7 +274,7 @@ class BarPrinter:
         if self._format == "waybar":
             return self._dumps(self._waybar(record))
         if self._format == "i3bar":
-            return self._dumps([self._i3bar(record)]) + ","
+            return self._dumps(self._i3bar(record))
         escape = polybar_escape if self._format == "polybar" else None
         return one_line(self._text(record, escape))
 
@@ -242,10 +289,8 @@ class BarPrinter:
         if self._format == "waybar":
             text = "" if idle is None else idle.render(record, pango_escape)
             return self._dumps({"text": text})
-        # i3bar: no block hides the module; else one plain block.
-        if idle is None:
-            return "[],"
-        return self._dumps([{"full_text": one_line(idle.render(record))}]) + ","
+        # i3bar: an empty full_text hides the block.
+        return self._dumps({"full_text": "" if idle is None else one_line(idle.render(record))})
 
     def _text(self, record: dict[str, Any], escape: Callable[[str], str] | None) -> str:
         """``--text`` rendered, else ``data.text``, else the data as compact JSON."""
@@ -289,7 +334,7 @@ class BarPrinter:
 
     def _i3bar(self, record: dict[str, Any]) -> dict[str, Any]:
         full = one_line(self._text(record, None))
-        block: dict[str, Any] = {"name": _plain(record.get("event_name")), "full_text": full}
+        block: dict[str, Any] = {"full_text": full}
         data = record.get("data")
         short = lookup(data, ("short_text",)) if isinstance(data, dict) else None
         block["short_text"] = full if is_missing(short) else one_line(_plain(short))

@@ -27,44 +27,49 @@ from sockcli.cli.errors import (
     UsageError,
     from_library,
 )
+from sockcli.cli.fastparse import Plan, by_flag, parse_fast
 from sockcli.cli.sendopts import (
     BUILTIN_MESSAGE_TYPES,
     CLIENT_OPTIONS,
-    COUNT,
     EVENT_ENVVAR,
     EXCLUSIVE,
-    GLOBAL_OPTIONS,
     PLAN_OPTIONS,
     SEND_OPTIONS,
-    event_or_env,
     message_type_choices,
     unknown_message_type,
 )
 from sockcli.exceptions import HubAbsentError, MessageError, SocketError
-from sockcli.rules import validate_event_name
+from sockcli.strictjson import NotFinite, decoder, json_kind
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
-    from typing import Any
+    from typing import Any, Protocol
 
-    from sockcli.cli.sendopts import Option
     from sockcli.client.oneshot import Sender
 
-__all__ = ["SendPlan", "check_message_type", "parse_fast_send", "parse_object", "pick_event",
-           "run_send"]
+    class ClientPlan(Protocol):
+        """What :func:`plan_settings`, :func:`plan_security` and :func:`open_sender` read
+        of a plan (SendPlan, GetPlan)."""
+
+        config_file: str | None
+        socket_dir: str | None
+        connect: tuple[str, int] | None
+        token_file: str | None
+        tls_ca: str | None
+
+__all__ = ["SendPlan", "check_message_type", "open_sender", "parse_fast_send", "parse_object",
+           "pick_event", "plan_security", "plan_settings", "run_send"]
 
 
-class SendPlan:
+class SendPlan(Plan):
     """Everything ``sockcli send`` was asked to do: EVENT, and one attribute for each entry of
     :data:`~sockcli.cli.sendopts.PLAN_OPTIONS`, named by its ``dest`` and defaulting to its
     default. Both parsers make one; :func:`run_send` carries it out.
-
-    Not a ``dataclass``: ``sockcli send`` imports this module, and ``import dataclasses`` costs
-    9.8 ms (python -X importtime, bytecode cached) where ``python -c pass`` takes 8 ms.
     """
 
     __slots__ = ("event", *(option.dest for option in PLAN_OPTIONS))
+    OPTIONS = PLAN_OPTIONS
 
     event: str | None
     verbose: int
@@ -74,94 +79,27 @@ class SendPlan:
     socket_dir: str | None
     lines: bool
     data_text: str | None
-    message_type: str
+    message_type: str | None  # None: data (and, for --clear, every type)
     to: str | None
+    retain_only: bool
+    clear: bool
     wait: float
     timeout: float | None
     connect: tuple[str, int] | None
     token_file: str | None  # as given: made absolute when read
     tls_ca: str | None
 
-    def __init__(self, *, event: str | None = None, **values: Any) -> None:
-        self.event = event
-        for option in PLAN_OPTIONS:
-            setattr(self, option.dest, values.pop(option.dest, option.default))
-        if values:
-            raise TypeError(f"SendPlan has no {', '.join(sorted(values))}")
-
-    def _values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, SendPlan) and self._values() == other._values()
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return "SendPlan(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__) + ")"
-
 
 # -- the fast command line --------------------------------------------------------------------
 
-def _by_flag(options: Iterable[Option]) -> dict[str, Option]:
-    return {flag: option for option in options for flag in option.flags}
-
-
-_GLOBAL_FLAGS = _by_flag(GLOBAL_OPTIONS)
-_SEND_FLAGS = _by_flag(SEND_OPTIONS + CLIENT_OPTIONS)
+_SEND_FLAGS = by_flag(SEND_OPTIONS + CLIENT_OPTIONS)
 
 
 def parse_fast_send(argv: list[str]) -> SendPlan | None:
     """A SendPlan for a well-formed ``[global options] send ...`` line, else None: then click
     parses the line (help, another command, an unknown option or a bad value)."""
-    values: dict[str, Any] = {}
-    flags, in_send = _GLOBAL_FLAGS, False
-    i, n = 0, len(argv)
-    while i < n:
-        arg = argv[i]
-        i += 1
-        if not in_send and arg == "send":
-            flags, in_send = _SEND_FLAGS, True
-            continue
-        name, eq, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
-        option = flags.get(name)
-        if option is None:
-            if in_send and not arg.startswith("-") and "event" not in values:
-                values["event"] = arg
-                continue
-            return None  # help, version, another command, anything unusual: click decides
-        if not option.takes_value:
-            if eq:
-                return None
-            values[option.dest] = values.get(option.dest, 0) + 1 if option.kind == COUNT \
-                else True
-            continue
-        if eq:
-            text = inline
-        elif i < n:
-            text = argv[i]
-            i += 1
-        else:
-            return None
-        value = option.convert(text)
-        if value is None or (option.once and option.dest in values):
-            return None  # click says what is wrong (a repeated -d: a usage error)
-        values[option.dest] = value
-    if not in_send or any(a.dest in values and b.dest in values for a, b in EXCLUSIVE):
-        return None
-    for option in PLAN_OPTIONS:
-        if option.envvar and option.dest not in values and os.environ.get(option.envvar):
-            value = option.convert(os.environ[option.envvar])
-            if value is None:
-                return None
-            values[option.dest] = value
-    event, _ = event_or_env(values.pop("event", None))
-    if event is not None:
-        try:
-            validate_event_name(event)
-        except SocketError:
-            return None
-    return SendPlan(event=event, **values)
+    values = parse_fast(argv, "send", _SEND_FLAGS, PLAN_OPTIONS, EXCLUSIVE)
+    return None if values is None else SendPlan(**values)
 
 
 def check_message_type(name: str, configured: Iterable[str] | None) -> None:
@@ -182,27 +120,6 @@ def check_message_type(name: str, configured: Iterable[str] | None) -> None:
 _EXAMPLE = '{"progress": 40}'
 
 
-class _NotFinite(Exception):
-    """NaN, Infinity or a number beyond a float: Python's json takes them, RFC 8259 does not,
-    and a listener's JSON must stay strict."""
-
-
-def _refuse_constant(name: str) -> Any:
-    raise _NotFinite(f"{name} is not valid JSON: numbers must be finite (send null or a "
-                     "string instead)")
-
-
-_INFINITY = float("inf")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if value == _INFINITY or value == -_INFINITY:  # 1e400: json would make it Infinity
-        raise _NotFinite(f"{text} is out of range: JSON numbers here must fit a 64-bit "
-                         "float (send a string instead)")
-    return value
-
-
 def parse_object(text: str | bytes, where: str) -> dict[str, Any]:
     """One JSON object (RFC 8259: no NaN or Infinity), or a DataError saying where and what is
     wrong."""
@@ -211,8 +128,8 @@ def parse_object(text: str | bytes, where: str) -> dict[str, Any]:
     try:
         if isinstance(text, bytes):  # as json.loads does: UTF-8, -16 or -32, by its first bytes
             text = text.decode(json.detect_encoding(text), "surrogatepass")
-        value = _decoder().decode(text)
-    except _NotFinite as exc:
+        value = decoder().decode(text)
+    except NotFinite as exc:
         raise DataError(f"{where}: {exc}") from None
     except ValueError as exc:
         detail = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
@@ -227,28 +144,8 @@ def parse_object(text: str | bytes, where: str) -> dict[str, Any]:
         raise DataError(f"{where}: invalid JSON{pos}: {detail}") from None
     if not isinstance(value, dict):
         raise DataError(f"{where}: expected a JSON object such as {_EXAMPLE}, got "
-                        f"{_json_kind(value)}")
+                        f"{json_kind(value)}")
     return value
-
-
-_DECODER: Any = None
-
-
-def _decoder() -> json.JSONDecoder:
-    """One decoder for every line: json.loads with hooks builds a new one per call, 2.84 us
-    a 220-byte line against 1.56 us with this one (python -m timeit; send --lines spent 4.3
-    us of CPU a line before the hooks)."""
-    global _DECODER
-    if _DECODER is None:
-        _DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
-    decoder: json.JSONDecoder = _DECODER
-    return decoder
-
-
-def _json_kind(value: Any) -> str:
-    kinds = {list: "an array", str: "a string", bool: "a boolean", type(None): "null",
-             int: "a number", float: "a number"}
-    return kinds.get(type(value), type(value).__name__)
 
 
 def _stdin(plan: SendPlan) -> int:
@@ -299,7 +196,9 @@ def _stdin_chunks(fd: int) -> Iterator[list[bytes]]:
 
 # -- the work ---------------------------------------------------------------------------------
 
-def _settings(plan: SendPlan) -> dict[str, Any]:
+def plan_settings(plan: ClientPlan) -> dict[str, Any]:
+    """The settings as plain data (the JSON cache: no pydantic), with the plan's --config and
+    --socket-dir; an invalid one, or an unsafe socket directory, is a ConfigError (78)."""
     from sockcli.config.loader import load_settings_data
     from sockcli.runtime import check_socket_dir
 
@@ -366,13 +265,15 @@ def _info(plan: SendPlan, text: str) -> None:
 
 def run_send(plan: SendPlan) -> None:
     """Send what the plan says; raise a CliError (with its exit status) when that fails."""
-    settings = _settings(plan)
+    settings = plan_settings(plan)
     sock_cfg = settings["socket"]
     # Before reading any input: a --type the settings do not know is a usage error.
-    check_message_type(plan.message_type, sock_cfg.get("message_types"))
+    check_message_type(plan.message_type or "data", sock_cfg.get("message_types"))
     single: dict[str, Any] | None = None
     stdin = -1
-    if plan.data_text is not None:
+    if plan.clear:
+        single = {}  # no data: stdin is not read
+    elif plan.data_text is not None:
         single = parse_object(plan.data_text, "--data")
     elif plan.lines:
         stdin = _stdin(plan)  # closed: said before connecting
@@ -386,8 +287,13 @@ def run_send(plan: SendPlan) -> None:
         event = pick_event(socket_dir, wait)  # --wait for a hub to appear, then the only one
         wait = max(0.0, wait - (time.monotonic() - started))
     timeout = plan.timeout if plan.timeout is not None else float(sock_cfg["default_timeout"])
-    sender = _open(plan, event, wait, socket_dir, sock_cfg, settings.get("tcp", {}))
+    sender = open_sender(plan, event, wait, socket_dir, sock_cfg, settings.get("tcp", {}))
     try:
+        if _retain(plan) is not None:  # before anything is sent: an older hub would relay it
+            try:
+                sender.require("retain", "send --retain-only and --clear")
+            except SocketError as exc:
+                raise from_library(exc) from None
         if single is not None:
             _send_one(sender, plan, single, timeout)
         else:
@@ -396,7 +302,24 @@ def run_send(plan: SendPlan) -> None:
         sender.close()
 
 
-def _security(plan: SendPlan, tcp: dict[str, Any]) -> tuple[bytes | None, str | None]:
+def _retain(plan: SendPlan) -> str | None:
+    """The ``retain`` of the plan's messages (frames.RETAIN_MODES), or None: relay them."""
+    if plan.retain_only:
+        return "only"
+    if plan.clear:
+        return "clear" if plan.message_type else "clear_all"
+    return None
+
+
+def _message_type(plan: SendPlan) -> str:
+    """The plan's --type; data without one, and control for --clear of every type (the hub
+    ignores the type of a clear_all: it clears them all)."""
+    if plan.message_type:
+        return plan.message_type
+    return "control" if plan.clear else "data"
+
+
+def plan_security(plan: ClientPlan, tcp: dict[str, Any]) -> tuple[bytes | None, str | None]:
     """The token and the CA file for TCP hubs: the options, else $SOCKCLI_TOKEN and the
     settings. A bad token or token file is a configuration error (exit 78)."""
     from sockcli.cli.sendopts import token_from_option
@@ -411,16 +334,19 @@ def _security(plan: SendPlan, tcp: dict[str, Any]) -> tuple[bytes | None, str | 
     return token, str(tls_ca) if tls_ca else None
 
 
-def _open(plan: SendPlan, event: str | None, wait: float, socket_dir: str,
-          cfg: dict[str, Any], tcp: dict[str, Any]) -> Sender:
+def open_sender(plan: ClientPlan, event: str | None, wait: float, socket_dir: str,
+                cfg: dict[str, Any], tcp: dict[str, Any], **hello: Any) -> Sender:
+    """The one-shot client of the plan's hub (``hello``: Sender.open's ``peek`` and
+    ``types``); NoHubError (69) when none runs, the CLI error of any other failure."""
     from sockcli.client.oneshot import Sender
 
-    token, tls_ca = _security(plan, tcp)
+    token, tls_ca = plan_security(plan, tcp)
     try:
         return Sender.open(event, socket_dir=socket_dir, wait=wait, connect=plan.connect,
                            max_frame_size=int(cfg["buffer_size"]),
                            timezone=str(cfg["timezone"]),
-                           timeout=float(cfg["default_timeout"]), token=token, tls_ca=tls_ca)
+                           timeout=float(cfg["default_timeout"]), token=token, tls_ca=tls_ca,
+                           **hello)
     except HubAbsentError:
         where = f"at {plan.connect[0]}:{plan.connect[1]}" if plan.connect else \
             f"for event {event!r}"
@@ -432,7 +358,7 @@ def _open(plan: SendPlan, event: str | None, wait: float, socket_dir: str,
 
 def _send_one(sender: Sender, plan: SendPlan, data: dict[str, Any], timeout: float) -> None:
     try:
-        sender.send(data, plan.message_type, plan.to)
+        sender.send(data, _message_type(plan), plan.to, retain=_retain(plan))
         sender.flush(timeout)
     except MessageError as exc:
         raise from_library(exc) from None
@@ -453,7 +379,8 @@ def _send_lines(sender: Sender, plan: SendPlan, timeout: float, stdin: int) -> N
                     # Without its line end, so that an error at the end of the line gets this
                     # line's column, not "column 1" of a line that does not exist.
                     data = parse_object(raw.rstrip(b"\r\n"), f"line {number}")
-                    sender.send(data, plan.message_type, plan.to, defer=True)
+                    sender.send(data, _message_type(plan), plan.to, defer=True,
+                                retain=_retain(plan))
                 except DataError as exc:
                     bad += 1
                     exc.show()

@@ -25,10 +25,10 @@ TYPE_CHECKING = False  # on the send path: no typing import
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["BUILTIN_MESSAGE_TYPES", "CLIENT_OPTIONS", "CONNECT_OPTION", "COUNT", "DIR",
-           "EVENT_ENVVAR", "EXCLUSIVE", "FILE", "FLAG", "GLOBAL_OPTIONS", "HOSTPORT",
-           "MESSAGE_TYPE", "PLAN_OPTIONS", "SECONDS", "SECURITY_OPTIONS", "SEND_OPTIONS", "TEXT",
-           "WAIT_OPTION", "Option", "event_or_env", "given_more_than_once",
+__all__ = ["BUILTIN_MESSAGE_TYPES", "CHOICE", "CLIENT_OPTIONS", "CONNECT_OPTION", "COUNT",
+           "DIR", "EVENT_ENVVAR", "EXCLUSIVE", "FILE", "FLAG", "GLOBAL_OPTIONS", "HOSTPORT",
+           "MESSAGE_TYPE", "PLAN_OPTIONS", "SECONDS", "SECURITY_OPTIONS", "SEND_OPTIONS",
+           "TEMPLATE", "TEXT", "WAIT_OPTION", "Option", "event_or_env", "given_more_than_once",
            "message_type_choices", "parse_hostport", "token_from_option",
            "unknown_message_type"]
 
@@ -41,6 +41,8 @@ DIR = "dir"  # a path that is not an existing file (click.Path(file_okay=False))
 SECONDS = "seconds"  # a float from low to high (click.FloatRange(low, high))
 MESSAGE_TYPE = "message_type"  # a name of the event-name pattern, made lower case
 HOSTPORT = "hostport"  # HOST:PORT or [v6]:PORT, made (host, port)
+CHOICE = "choice"  # one of the entry's ``choices`` (click.Choice)
+TEMPLATE = "template"  # an output template, parsed (sockcli.cli.templates: TemplateParam)
 
 #: The message types every hub knows; the ``message_types`` setting adds others.
 BUILTIN_MESSAGE_TYPES = tuple(m.value for m in MessageType)
@@ -55,14 +57,14 @@ class Option:
     9.8 ms (python -X importtime, bytecode cached) where ``python -c pass`` takes 8 ms.
     """
 
-    __slots__ = ("default", "dest", "envvar", "flags", "help", "high", "kind", "low",
+    __slots__ = ("choices", "default", "dest", "envvar", "flags", "help", "high", "kind", "low",
                  "metavar", "once", "show_default")
 
     def __init__(self, *flags: str, dest: str, kind: str, help: str,
                  metavar: str | None = None, default: object = None,
                  low: float | None = None, high: float | None = None,
                  envvar: str | None = None, show_default: bool = False,
-                 once: str | None = None) -> None:
+                 once: str | None = None, choices: tuple[str, ...] = ()) -> None:
         self.flags = flags
         self.dest = dest
         self.kind = kind
@@ -73,6 +75,7 @@ class Option:
         self.high = high
         self.envvar = envvar  # read when the option is not given
         self.show_default = show_default
+        self.choices = choices  # CHOICE: the values it takes
         #: Set (to the reason, for the message) on an option that given twice is a usage
         #: error in both parsers, not silently its last value: a second -d would lose the
         #: first one's message.
@@ -103,6 +106,15 @@ class Option:
             return parse_hostport(text)
         if kind in (FILE, DIR):
             return text if _path_ok(text, want_dir=kind == DIR) else None
+        if kind == CHOICE:
+            return text if text in self.choices else None
+        if kind == TEMPLATE:  # sockcli get's: parsed once, here (templates is light)
+            from sockcli.cli.templates import TemplateError, parse
+
+            try:
+                return parse(text)
+            except TemplateError:
+                return None
         raise ValueError(f"option {self.flags[-1]} has no value of its own (kind {kind})")
 
     def __repr__(self) -> str:
@@ -182,15 +194,30 @@ WAIT_OPTION = Option("--wait", dest="wait", kind=SECONDS, low=0, high=3600, defa
                      show_default=True, metavar="SECONDS",
                      help="How long to wait for a hub that is not running yet.")
 
-#: ``send``'s own options.
+_TO = Option("--to", dest="to", kind=TEXT, metavar="NAME",
+             help="Deliver only to listeners started with --name NAME.")
+# Retained messages (docs/protocol.md, "Retained messages"): the hub keeps the last message
+# of each type; these two set or clear it without relaying anything.
+_RETAIN_ONLY = Option(
+    "--retain-only", dest="retain_only", kind=FLAG, default=False,
+    help="Set the hub's retained message of this type (what 'get' and 'listen --last' show) "
+         "without relaying it to any listener, now or later.")
+_CLEAR = Option(
+    "--clear", dest="clear", kind=FLAG, default=False,
+    help="Clear the hub's retained message of --type TYPE, or of every type without --type; "
+         "sends no message to listeners and reads no stdin.")
+
+#: ``send``'s own options. --type has no default of its own (None: data) so that --clear
+#: can tell "--type data" from no --type.
 SEND_OPTIONS = (
     _LINES,
     _DATA,
     Option("-t", "--type", dest="message_type", kind=MESSAGE_TYPE, metavar="TYPE",
-           default="data", show_default=True,
-           help="Message type: data, error, control, or one the message_types setting adds."),
-    Option("--to", dest="to", kind=TEXT, metavar="NAME",
-           help="Deliver only to listeners started with --name NAME."),
+           help="Message type: data, error, control, or one the message_types setting adds "
+                "[default: data]."),
+    _TO,
+    _RETAIN_ONLY,
+    _CLEAR,
     WAIT_OPTION,
     Option("--timeout", dest="timeout", kind=SECONDS, low=0.001, high=86400,
            metavar="SECONDS",
@@ -218,7 +245,8 @@ CLIENT_OPTIONS = (CONNECT_OPTION, *SECURITY_OPTIONS)
 PLAN_OPTIONS = GLOBAL_OPTIONS + SEND_OPTIONS + CLIENT_OPTIONS
 
 #: Pairs of ``send`` options that cannot be given together (a usage error).
-EXCLUSIVE = ((_DATA, _LINES),)
+EXCLUSIVE = ((_DATA, _LINES), (_RETAIN_ONLY, _CLEAR), (_CLEAR, _DATA), (_CLEAR, _LINES),
+             (_TO, _RETAIN_ONLY), (_TO, _CLEAR))
 
 
 def token_from_option(path: str | None) -> bytes | None:

@@ -8,9 +8,10 @@ from typing import Any
 
 import click
 
-from sockcli.cli.errors import from_library
+from sockcli.cli.errors import CliError, from_library
 from sockcli.cli.state import CliState
 from sockcli.exceptions import SocketError
+from sockcli.hub.producer import RESTART_POLICIES
 
 __all__ = ["serve"]
 
@@ -44,16 +45,29 @@ __all__ = ["serve"]
 @click.option("--insecure", is_flag=True,
               help="Serve TCP without authentication: every local user, and anyone who can "
                    "reach another address, may send and listen (implies --tcp).")
+@click.option("--exec", "exec_command", metavar="CMD",
+              help="Run CMD (with sh -c) once the hub listens, and broadcast each line it "
+                   "prints: a JSON object (data), or TYPE {json} (TYPE data, error, control "
+                   "or a configured type). Its stderr is the hub's; it is stopped with the "
+                   "hub.")
+@click.option("--restart", type=click.Choice(RESTART_POLICIES),
+              help="When to run --exec's CMD again after it exits: never, on-failure (a "
+                   "non-zero status or a signal), always; waits 0.5 s, doubling up to 30 s, "
+                   "reset by a run of 10 s [default: on-failure].")
 @click.pass_obj
 def serve(state: CliState, event: str, tcp: bool, host: str | None, port: int | None,
           queue_size: int | None, max_connections: int | None, no_client_send: bool,
           no_retain: bool, token_file: str | None, tls_cert: str | None, tls_key: str | None,
-          insecure: bool) -> None:
+          insecure: bool, exec_command: str | None, restart: str | None) -> None:
     """Run the hub for EVENT until SIGINT or SIGTERM.
 
     Clients find it by the event name. It relays every message a client sends to the other
     listeners, and keeps messages sent while nobody listens (see --queue-size). On exit the
     socket (TCP: the hub's secret) and the hub's record are removed.
+
+    With --exec, the hub runs one producer for all its listeners: every line CMD prints
+    becomes a message of the hub's own; CMD is run again as --restart says, and its whole
+    process group is stopped when the hub stops (SIGTERM, SIGKILL 3 s later) or dies.
     """
     from sockcli.factory import create_server
     from sockcli.types import validate_event_name
@@ -77,6 +91,11 @@ def serve(state: CliState, event: str, tcp: bool, host: str | None, port: int | 
         overrides["port"] = port
     if tls_key is not None and tls_cert is None:
         raise click.UsageError("--tls-key needs --tls-cert")
+    if restart is not None and exec_command is None:
+        raise click.UsageError("--restart needs --exec")
+    if exec_command is not None and not exec_command.strip():
+        raise click.BadParameter("empty command: give the command line to run, such as "
+                                 "--exec 'my-status-script'", param_hint="'--exec'")
     if tls_cert is not None:
         overrides["tls_cert"] = os.path.abspath(tls_cert)
         overrides["tls_key"] = os.path.abspath(tls_key) if tls_key is not None else None
@@ -95,6 +114,8 @@ def serve(state: CliState, event: str, tcp: bool, host: str | None, port: int | 
     try:
         hub: Any = create_server(transport, event, settings=state.settings(), **overrides,
                                  **security)
+        if exec_command is not None:
+            hub.producer = _producer(state, hub, exec_command, restart or "on-failure")
 
         def stop(signum: int, frame: Any) -> None:
             signalled.append(signum)
@@ -113,8 +134,42 @@ def serve(state: CliState, event: str, tcp: bool, host: str | None, port: int | 
     else:
         state.info(f"serving {event!r} on {hub.address} ({_describe(transport, hub)}); stop "
                    "with Ctrl-C")
+        _start_producer(hub)
     hub.wait()
+    if hub.producer is not None:
+        hub.producer.stop()  # its whole group, before serve exits
     state.info(f"hub {event!r} stopped")
+
+
+def _producer(state: CliState, hub: Any, command: str, restart: str) -> Any:
+    """The producer of ``serve --exec``: its lines become the hub's own messages. CMD gets
+    the hub's environment and what a sockcli it runs needs to find this hub."""
+    from sockcli.hub.producer import Producer
+    from sockcli.types import SocketMessage
+
+    event = hub.event_name
+    env = {**os.environ, "SOCKCLI_EVENT": event,
+           "SOCKCLI_SOCKET_DIR": str(hub.config.socket_dir)}
+    if state.config_file:
+        env["SOCKCLI_CONFIG"] = os.path.abspath(state.config_file)
+
+    def emit(message_type: Any, data: dict[str, Any]) -> None:
+        hub.send(SocketMessage(event, message_type=message_type, data=data))
+
+    return Producer(command, emit=emit, restart=restart, env=env,
+                    max_line_bytes=hub.config.buffer_size)
+
+
+def _start_producer(hub: Any) -> None:
+    """Start the producer, if any, once the hub listens; a hub that cannot start it stops
+    (exit 1): serving without the producer it was asked for would only seem to work."""
+    if hub.producer is None:
+        return
+    try:
+        hub.producer.start()
+    except OSError as exc:
+        hub.stop()
+        raise CliError(f"cannot start the producer's watchdog (/bin/sh): {exc}") from None
 
 
 def _describe(transport: str, hub: Any) -> str:

@@ -12,20 +12,33 @@ A template is parsed once (:func:`parse`) and rendered for each message
   or null; a missing path without a fallback renders empty.
 
 Strings render as they are, other values (true, lists, objects: ``{data}``) as compact JSON.
+
+``sockcli get`` renders through this module and must start as fast as ``send``: it imports
+neither click, typing nor dataclasses. The click option type of a template is
+:class:`sockcli.cli.options.TemplateParam`, still importable from here (lazily).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
-import click
+from sockcli._lazy import lazy_attributes
+from sockcli.values import Value, set_field
+
+TYPE_CHECKING = False  # on get's path: no typing import
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from sockcli.cli.options import TemplateParam
 
 __all__ = ["Template", "TemplateError", "TemplateParam", "compact_json", "is_missing", "lookup",
            "parse"]
+
+# The click face of templates lives with the other click types; loaded only when asked for.
+__getattr__, __dir__ = lazy_attributes(__name__, {"TemplateParam": "sockcli.cli.options"},
+                                       globals())
 
 
 class TemplateError(ValueError):
@@ -37,11 +50,16 @@ class TemplateError(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class _Field:
+class _Field(Value):
+    __slots__ = ("fallback", "path", "spec")
     path: tuple[str, ...]
     spec: str
     fallback: str | None
+
+    def __init__(self, path: tuple[str, ...], spec: str, fallback: str | None) -> None:
+        set_field(self, "path", path)
+        set_field(self, "spec", spec)
+        set_field(self, "fallback", fallback)
 
 
 _MISSING: Any = object()
@@ -73,6 +91,12 @@ class Template:
 
     def __repr__(self) -> str:
         return f"Template({self.source!r})"
+
+    def __eq__(self, other: object) -> bool:  # one source parses to one template
+        return isinstance(other, Template) and other.source == self.source
+
+    def __hash__(self) -> int:
+        return hash(self.source)
 
 
 def lookup(record: Any, path: tuple[str, ...]) -> Any:
@@ -204,18 +228,3 @@ def _valid_spec(spec: str) -> bool:
         return True
     return False
 
-
-class TemplateParam(click.ParamType[Template]):
-    """A click option that takes a template: parsed once, a usage error (exit 2) naming the
-    option and the column when it is not one."""
-
-    name = "template"
-
-    def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> Template:
-        if isinstance(value, Template):
-            return value
-        try:
-            return parse(str(value))
-        except TemplateError as exc:
-            self.fail(f"{value!r}: {exc}", param, ctx)

@@ -1,12 +1,14 @@
 """A one-shot sender for short-lived processes: no thread, no reconnection, few imports.
 
-``sockcli send`` runs once per event in shell loops, so its whole life is start-up. The full
+``sockcli send`` runs once per event in shell loops, and ``sockcli get`` once per poll of a
+status bar, so their whole life is start-up. The full
 :class:`~sockcli.client.threaded.HubClient` (reader thread, receive buffer, reconnection) is
 built for long-lived clients; :class:`Sender` does the one thing a pure sender does, with the
 same protocol code (:mod:`sockcli.protocol`: the handshake, the acknowledgement ledger, the
 codec) and the same connecting code (:mod:`sockcli.client.connect`). It reads the hub's
 replies only when it must (to learn of a refusal early, or to wait for the last
-acknowledgement), and imports neither typing, dataclasses nor pathlib.
+acknowledgement), and imports neither typing, dataclasses nor pathlib. Opened to ``peek``, it
+reads the hub's retained messages instead (:meth:`Sender.retained`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from sockcli.kinds import MessageType
+
 __all__ = ["Sender"]
 
 _MAX_RETRY_DELAY = 0.25
@@ -53,6 +57,8 @@ class Sender:
         #: How long the hub may hold this sender back (its welcome's slow_consumer_timeout,
         #: plus a second): the least time flush() waits for an acknowledgement.
         self.hold_limit = 0.0
+        #: What the hub implements beyond the base protocol (its welcome's ``features``).
+        self.features: tuple[str, ...] = ()
         self._lost: str | None = None
         self._deferred: list[bytes] = []
         self._stamp = (-1, "")  # the last millisecond and its ISO text: streams share them
@@ -63,7 +69,8 @@ class Sender:
     def open(cls, event_name: str | None, *, socket_dir: str, wait: float = 1.0,
              connect: tuple[str, int] | None = None, max_frame_size: int = 65536,
              timezone: str = "local", timeout: float = 5.0, token: bytes | None = None,
-             tls_ca: str | None = None) -> Sender:
+             tls_ca: str | None = None, peek: bool = False,
+             types: frozenset[MessageType] | None = None) -> Sender:
         """Connect to the hub of ``event_name`` (found in ``socket_dir`` on either transport,
         or at ``connect`` = (host, port)) and complete the handshake.
 
@@ -72,8 +79,9 @@ class Sender:
         Over TCP, ``tls_ca`` (a PEM file) makes it speak TLS to a hub whose certificate that CA
         signed, and ``token`` makes it prove the shared token and require the hub's proof
         (docs/SECURITY.md); a local TCP hub found by its record that made a per-hub secret
-        gets that secret proved instead. Raises MaxConnectionsError if the hub is full,
-        AuthenticationError if the hub refuses this client or cannot prove itself,
+        gets that secret proved instead. ``peek`` (with ``types``, None: all) asks for the
+        hub's retained messages, for :meth:`retained`. Raises MaxConnectionsError if the hub
+        is full, AuthenticationError if the hub refuses this client or cannot prove itself,
         ConnectionError if it refuses otherwise.
         """
         tls_context: list[Any] = []  # made once, on the first TCP attempt
@@ -86,7 +94,8 @@ class Sender:
 
                     tls_context.append(client_context(tls_ca))
                 codec = Codec(max_frame_size=max_frame_size)
-                shake = ClientHandshake(token=(secret or token) if host is not None else None)
+                shake = ClientHandshake(token=(secret or token) if host is not None else None,
+                                        peek=peek, types=types)
                 sock, welcome = start_session(
                     sock, codec, shake, timeout, server_name=host,
                     tls_context=tls_context[0] if host is not None and tls_context else None)
@@ -104,6 +113,7 @@ class Sender:
             sock.close()
             raise ConnectionError("the hub's welcome names no valid event") from None
         sender = cls(sock, codec, name, timezone=timezone)
+        sender.features = welcome.features
         if welcome.slow_consumer_timeout:
             sender.hold_limit = welcome.slow_consumer_timeout + 1.0
         return sender
@@ -133,15 +143,20 @@ class Sender:
     # -- sending --------------------------------------------------------------------------
 
     def send(self, data: dict[str, Any], message_type: str = "data", to: str | None = None,
-             *, defer: bool = False) -> int:
+             *, defer: bool = False, retain: str | None = None) -> int:
         """Send one message and return its sequence number; does not wait for the hub.
 
         With ``defer`` the frame is kept until :meth:`push` (or the next plain send), so that
-        messages that are ready together go out in one write. Raises MessageError (code
-        ``invalid_message`` or ``frame_too_large``) for data the protocol cannot carry, before
+        messages that are ready together go out in one write. ``retain``
+        (:data:`~sockcli.protocol.frames.RETAIN_MODES`) sets or clears the hub's retained
+        message instead of relaying this one (``send --retain-only``, ``--clear``). Raises
+        MessageError (code ``invalid_message`` or ``frame_too_large``) for data the protocol
+        cannot carry, (code ``not_retaining``) for ``retain`` to a hub too old for it, before
         anything is sent; ConnectionError if the hub is gone.
         """
         check_data(data)
+        if retain is not None:
+            self.require("retain", "retained values (send --retain-only, --clear)")
         stamp = now_ms()
         if stamp != self._stamp[0]:
             self._stamp = (stamp, format_timestamp(stamp, self.timezone))
@@ -156,6 +171,8 @@ class Sender:
         }
         if to is not None:
             frame["to"] = to
+        if retain is not None:
+            frame["retain"] = retain
         payload = self._codec.pack_map(frame)  # refused here if too large: no gap in seqs
         if self._lost is not None:
             raise ConnectionError(self._lost)
@@ -228,6 +245,97 @@ class Sender:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    # -- peeking ---------------------------------------------------------------------------
+
+    def retained(self, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """The hub's retained messages of the types asked for at :meth:`open` (with
+        ``peek``), oldest first, as ``listen --json`` prints them (``"retained": true``).
+
+        The hub sends them right after its welcome; a ping sent now is answered after them,
+        so its pong ends the list. Raises MessageError (code ``not_retaining``) for a hub too
+        old to peek, ConnectionError if the hub went away or sent a bad frame, TimeoutError if
+        the pong did not come within ``timeout`` seconds.
+        """
+        self.require("peek", "sockcli get")
+        try:
+            self._sock.sendall(self._codec.send(fr.Ping(token=1)))
+        except OSError as exc:
+            raise ConnectionError(f"lost the hub of {self.event_name!r}: "
+                                  f"{exc.strerror or exc}") from exc
+        deadline = time.monotonic() + timeout
+        records: list[dict[str, Any]] = []
+        while True:
+            m = self._next_map(deadline)
+            kind = m.get("kind") if type(m) is dict else None
+            if kind == "message":
+                records.append(self._record(m))
+            elif kind == "pong":
+                return records
+            elif kind == "error":
+                error = self._decoded(m)
+                if isinstance(error, fr.ErrorFrame) and error.fatal:
+                    raise ConnectionError(f"hub {self.event_name!r} dropped the connection: "
+                                          f"{error.reason} ({error.code})")
+            # Anything else (a kind of a newer version) is not for us: ignored.
+
+    def require(self, feature: str, what: str) -> None:
+        """MessageError (code ``not_retaining``) unless the hub lists ``feature`` (one of
+        this module's: "retain", "peek"); ``what`` names what needs it, for the message."""
+        if feature not in self.features:
+            raise MessageError(f"hub {self.event_name!r} is too old for {what}: its welcome "
+                               f"does not list the {feature!r} feature; nothing was sent",
+                               code=fr.ErrorCode.NOT_RETAINING)
+
+    def _next_map(self, deadline: float) -> Any:
+        """The next frame's map from the hub, waiting until ``deadline`` at most."""
+        poller = select.poll()
+        poller.register(self._sock.fileno(), select.POLLIN)
+        while True:
+            try:
+                m = self._codec.next_map()
+            except MessageError as exc:
+                raise ConnectionError(f"hub {self.event_name!r} sent a bad frame: {exc}") \
+                    from None
+            if m is CLOSED:
+                raise ConnectionError(f"hub {self.event_name!r} closed the connection")
+            if m is not NEED_DATA:
+                return m
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not poller.poll(int(remaining * 1000 + 0.999)):
+                raise TimeoutError(f"hub {self.event_name!r} did not answer within the "
+                                   "timeout")
+            try:
+                data = self._sock.recv(65536)
+            except OSError as exc:
+                raise ConnectionError(f"lost the hub of {self.event_name!r}: "
+                                      f"{exc.strerror or exc}") from exc
+            self._codec.receive_data(data)
+
+    def _decoded(self, m: Any) -> fr.Frame:
+        try:
+            return fr.frame_from_map(m)
+        except MessageError as exc:
+            raise ConnectionError(f"hub {self.event_name!r} sent a bad frame: {exc}") from None
+
+    def _record(self, m: dict[str, Any]) -> dict[str, Any]:
+        """A retained message as ``SocketMessage.as_dict()`` gives it, from its map: checked
+        without building a SocketMessage (its module costs start-up), unless it is of an
+        unusual shape (a custom type this process does not know), which the frame path takes
+        in and explains."""
+        fields = fr.relay_fields(m)
+        if fields is None:
+            try:
+                record = fr.message_from_map(m, learn_types=True).as_dict()
+            except MessageError as exc:
+                raise ConnectionError(f"hub {self.event_name!r} sent a bad frame: {exc}") \
+                    from None
+        else:
+            record = {"event_name": fields[0], "timestamp_ms": m["timestamp_ms"],
+                      "timestamp_iso": m["timestamp_iso"], "message_type": fields[1].value,
+                      "data": m["data"]}
+        record["retained"] = True
+        return record
 
     # -- replies --------------------------------------------------------------------------
 

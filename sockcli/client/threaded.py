@@ -185,7 +185,14 @@ class HubClient(SocketClient):
         self._put_closed(ConnectionError("the client is disconnected"))
 
     def send(self, message: SocketMessage, *, to: str | None = None, wait: bool = True,
-             timeout: float | None = None) -> None:
+             timeout: float | None = None, retain: str | None = None) -> None:
+        """See :meth:`SocketClient.send`. ``retain`` (:data:`frames.RETAIN_MODES
+        <sockcli.protocol.frames.RETAIN_MODES>`) makes the message set the hub's retained
+        message of its type without being relayed (``"only"``), or clear the retained message
+        of its type (``"clear"``) or of every type (``"clear_all"``); it cannot go with ``to``
+        (ValidationError). A hub that does not list the ``retain`` feature (an older one) is
+        sent nothing: MessageError with code ``not_retaining``, as from a hub that retains
+        nothing."""
         budget = self.config.default_timeout if timeout is None else timeout
         deadline = time.monotonic() + budget
         fr.check_data(message.data)  # the hub would drop the connection for such data
@@ -195,6 +202,8 @@ class HubClient(SocketClient):
             frame["seq"] = self._acks.next_seq
             if to is not None:
                 frame["to"] = to
+            if retain is not None:
+                frame["retain"] = _checked_retain(retain, to, self.welcome, self._event_name)
             data = self._codec.pack_map(frame)
             with self._cond:
                 seq = self._acks.sent_one()  # only once encoded: a refused frame leaves no gap
@@ -444,3 +453,20 @@ class HubClient(SocketClient):
         # message that was received but not read yet.
         self._inbox.put_marker(_Closed(error))
 
+
+def _checked_retain(retain: str, to: str | None, welcome: fr.Welcome | None,
+                    event_name: str) -> str:
+    """``retain`` for a message frame: ValidationError for one that is no mode or comes with
+    ``to``, MessageError (``not_retaining``) when the hub's welcome lacks the feature."""
+    from sockcli.exceptions import ValidationError
+
+    if retain not in fr.RETAIN_MODES:
+        raise ValidationError(f"retain must be one of {', '.join(fr.RETAIN_MODES)}, not "
+                              f"{retain!r}")
+    if to is not None:
+        raise ValidationError("retain cannot go with to: a retained message is for everyone")
+    if welcome is None or "retain" not in welcome.features:
+        raise MessageError(f"hub {event_name!r} is too old for retained values: its welcome "
+                           "does not list the 'retain' feature; nothing was sent",
+                           code=fr.ErrorCode.NOT_RETAINING)
+    return retain

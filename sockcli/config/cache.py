@@ -36,8 +36,11 @@ __all__ = ["CachedSettings", "CachedSocket", "CachedTcp", "CachedUnix", "cache_f
 
 _FORMAT = 6  # bump when the settings gain keys: an older entry would lack them
 #: SOCKCLI_* variables that are not settings: they must not invalidate the cache.
+#: The message variables of ``listen --exec`` are among them: a command that runs ``sockcli
+#: send`` gets new values for each message, and must still find its settings cached.
 _NOT_SETTINGS = frozenset({"SOCKCLI_EVENT", "SOCKCLI_CONFIG", "SOCKCLI_DEBUG", "SOCKCLI_TOKEN",
-                           "SOCKCLI_NO_CACHE"})
+                           "SOCKCLI_NO_CACHE", "SOCKCLI_TYPE", "SOCKCLI_DATA",
+                           "SOCKCLI_TIMESTAMP_MS", "SOCKCLI_TIMESTAMP_ISO"})
 
 
 def cache_file() -> str:

@@ -17,6 +17,9 @@
 - :mod:`~sockcli.hub.connection`: one client connection as the loop holds it.
 - :mod:`~sockcli.hub.unix`, :mod:`~sockcli.hub.tcp`: what differs per transport (binding,
   cleaning up, peer credentials).
+- :mod:`~sockcli.hub.producer`: a hub's producer (``serve --exec``): restarts, backoff,
+  figures; :mod:`~sockcli.hub.child`: one run of its command; :mod:`~sockcli.hub.reaper`:
+  what ends that command's process group when the hub dies.
 """
 
 from __future__ import annotations

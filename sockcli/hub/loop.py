@@ -354,14 +354,15 @@ class HubLoop:
     def _activate(self, conn: Connection, welcome: fr.Welcome) -> None:
         """The handshake is complete: welcome the client and hand it to the router."""
         assert self.admission is not None and conn.handshake is not None
-        last = conn.handshake.hello is not None and conn.handshake.hello.last
+        hello = conn.handshake.hello
+        last, peek = (hello.last, hello.peek) if hello is not None else (False, False)
         info = self.admission.welcomed(conn)
         conn.info = info
         conn.state = ConnectionState.ACTIVE
         self._unsettled.discard(conn)
         self.mailbox.welcomed(info)
         self._write(conn, welcome)
-        self.router.add(conn, last)
+        self.router.add(conn, last, peek)
         self._pause(conn, self.flow.holds(conn))  # one that comes while others wait, waits
 
     def _drain_inbox(self) -> None:

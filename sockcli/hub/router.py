@@ -101,16 +101,20 @@ class Router:
 
     # -- who is connected -----------------------------------------------------------------
 
-    def add(self, conn: Connection, last: bool = False) -> None:
+    def add(self, conn: Connection, last: bool = False, peek: bool = False) -> None:
         """A client was welcomed. A new subscriber that asked for the ``last`` values gets
         the retained message of each type it accepts (oldest first, marked retained), then the
-        queued messages it accepts."""
+        queued messages it accepts. A pure sender that asked to ``peek`` gets the retained
+        messages only: never a queued one, which is the first subscriber's."""
         assert conn.info is not None
         self._by_id[conn.info.client_id] = conn
         self._subs = None
-        if conn.info.subscribed and last and self.retained:
+        if ((conn.info.subscribed and last) or peek) and self.retained:
+            # A retained message that nobody took is in the queue too: a subscriber gets it
+            # from there, once (the first bar started after its producer saw it twice).
+            queued = {item.frame for item in self.queue} if conn.info.subscribed else set()
             for message_type, wire in self.retained.items():
-                if conn.accepts(message_type):
+                if conn.accepts(message_type) and self._codec.pack_map(wire) not in queued:
                     conn.enqueue(self._codec.pack_map({**wire, "retained": True}))
                     self.stats.delivered += 1
             self._mark_dirty(conn)
@@ -141,7 +145,7 @@ class Router:
     def client_message(self, conn: Connection, frame: fr.MessageFrame) -> None:
         message = frame.message
         self._take(conn, fr.message_to_map(message), message.event_name,
-                   message.message_type, frame.seq, frame.to, message)
+                   message.message_type, frame.seq, frame.to, message, frame.retain)
 
     def relay_map(self, conn: Connection, m: dict[str, Any]) -> bool:
         """:meth:`client_message` for a hub without handlers, straight from the map: the
@@ -159,15 +163,19 @@ class Router:
 
     def _take(self, conn: Connection, wire: dict[str, Any], event: str,
               message_type: MessageType, seq: int | None, to: str | None,
-              message: SocketMessage | None) -> None:
+              message: SocketMessage | None, retain: str | None = None) -> None:
         """Acknowledge, refuse or accept one client message; hand it to the handlers (when
-        ``message`` is built) and relay ``wire`` to the other subscribers."""
+        ``message`` is built) and relay ``wire`` to the other subscribers; or, with
+        ``retain``, only set or clear the retained message (:meth:`_retain`)."""
         if seq is not None:
             conn.ack_seq = seq if conn.ack_seq is None else max(conn.ack_seq, seq)
         refusal = self._refusal_of(conn, event, to)
         if refusal is not None:
             self.stats.rejected += 1
             self._write(conn, fr.ErrorFrame(code=refusal[0], reason=refusal[1], seq=seq))
+            return
+        if retain is not None:
+            self._retain(conn, wire, message_type, retain, seq)
             return
         try:
             data = self._codec.pack_map(wire)
@@ -177,7 +185,8 @@ class Router:
                                             seq=seq))
             return
         self.stats.received += 1
-        self.keep(message_type, wire)
+        if to is None:  # a message for one name is not everyone's last value
+            self.keep(message_type, wire)
         if message is not None:
             assert conn.info is not None
             for handler in self.handlers:
@@ -191,6 +200,37 @@ class Router:
                     self.deliver(target, data, message_type)
         else:
             self.broadcast(data, message_type, exclude=conn)
+
+    def _retain(self, conn: Connection, wire: dict[str, Any], message_type: MessageType,
+                retain: str, seq: int | None) -> None:
+        """``send --retain-only`` and ``send --clear``: set (``only``) or clear the retained
+        message of ``message_type`` (``clear_all``: of every type). Neither is relayed nor
+        queued, nor handed to the handlers, which see the messages that are relayed. A hub
+        that retains nothing refuses ``only`` (the value would be lost: ``not_retaining``);
+        clearing there succeeds, since nothing is retained afterwards either way."""
+        if retain != "only":
+            self.stats.received += 1
+            if retain == "clear_all":
+                self.retained.clear()
+            else:
+                self.retained.pop(message_type, None)
+            return
+        if not self.retain:
+            self.stats.rejected += 1
+            self._write(conn, fr.ErrorFrame(
+                code=fr.ErrorCode.NOT_RETAINING, seq=seq,
+                reason=f"hub {self.event_name!r} keeps no retained messages (its retain "
+                       "setting is off: serve --no-retain): the message was not kept"))
+            return
+        try:
+            self._codec.pack_map({**wire, "retained": True})  # it must fit when handed out
+        except MessageError as exc:
+            self.stats.rejected += 1
+            self._write(conn, fr.ErrorFrame(code=exc.code, reason=f"cannot retain: {exc}",
+                                            seq=seq))
+            return
+        self.stats.received += 1
+        self.keep(message_type, wire)
 
     def refuse(self, conn: Connection, error: fr.RefusedMessageError) -> None:
         """Refuse one message alone (a type this hub does not know, a timestamp_iso that is

@@ -29,6 +29,7 @@ from sockcli.types import SocketMessage, SocketType, validate_event_name
 
 if TYPE_CHECKING:
     from sockcli.config.views import SettingsView
+    from sockcli.hub.producer import Producer
 
 __all__ = ["HubServer"]
 
@@ -58,6 +59,9 @@ class HubServer(SocketServer):
         self._thread: threading.Thread | None = None
         self._hub_lock: HubLock | None = None
         self._address = ""
+        #: The command whose output this hub broadcasts (``serve --exec``), for its figures:
+        #: its owner starts and stops it.
+        self.producer: Producer | None = None
 
     # -- what transports provide ------------------------------------------------------------
 
@@ -129,7 +133,9 @@ class HubServer(SocketServer):
         return self._loop.mailbox.clients()
 
     def stats(self) -> dict[str, Any]:
-        """Live figures: clients, subscribers, queued, dropped, received, delivered, ..."""
+        """Live figures: clients, subscribers, queued, dropped, received, delivered, ...,
+        and ``retained``: the types of the messages retained for ``listen --last``; with a
+        :attr:`producer`, its figures as ``producer`` (its refused lines count as rejected)."""
         s = self._stats
         clients = self._loop.mailbox.clients()
         return {
@@ -153,7 +159,18 @@ class HubServer(SocketServer):
             "missed": s.missed,
             "replaced": s.replaced,
             "holding": len(self._loop.router.behind),
+            # The types of the retained messages (listen --last), oldest first.
+            "retained": [t.value for t in list(self._loop.router.retained)],
+            **self._producer_figures(s.rejected),
         }
+
+    def _producer_figures(self, rejected: int) -> dict[str, Any]:
+        """With a producer: its figures, and its refused lines counted as rejected too."""
+        producer = self.producer
+        if producer is None:
+            return {}
+        figures = producer.figures()
+        return {"producer": figures, "rejected": rejected + figures["rejected"]}
 
     def start(self, blocking: bool | None = None) -> None:
         if blocking is None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from sockcli.exceptions import MessageError, ValidationError
 from sockcli.kinds import MESSAGE_TYPE_BY_VALUE, MessageType
+from sockcli.protocol.errors import ErrorCode, RefusedMessageError, UnknownMessageTypeError
 from sockcli.rules import EVENT_NAME_PATTERN, KNOWN_INSTANTS, MAX_DATA_DEPTH, check_data, is_instant
 from sockcli.values import Value, set_field
 
@@ -30,6 +31,7 @@ __all__ = [
     "FEATURES",
     "MAX_DATA_DEPTH",
     "PROTOCOL_VERSION",
+    "RETAIN_MODES",
     "SLOW_MODES",
     "Ack",
     "Auth",
@@ -57,42 +59,15 @@ __all__ = [
 
 #: The major protocol version; it changes only when an older peer could misread a newer one.
 PROTOCOL_VERSION = 1
-#: What this implementation's hub offers, announced in the welcome frame.
-FEATURES = ("ack", "stats", "ping", "unicast", "slow")
+#: What this implementation's hub offers, announced in the welcome frame ("retain": it takes
+#: a message's ``retain`` key; "peek": it honours a hello's ``peek``).
+FEATURES = ("ack", "stats", "ping", "unicast", "slow", "retain", "peek")
 #: The values of a hello's ``slow``: what the hub does while a subscriber is behind.
 SLOW_MODES = ("wait", "latest", "drop")
-class ErrorCode:
-    """The ``code`` values of error frames (docs/protocol.md lists what each means)."""
-
-    MALFORMED = "malformed_frame"
-    FRAME_TOO_LARGE = "frame_too_large"
-    INVALID_MESSAGE = "invalid_message"
-    HANDSHAKE_REQUIRED = "handshake_required"
-    UNSUPPORTED_VERSION = "unsupported_version"
-    MAX_CONNECTIONS = "max_connections"
-    SEND_NOT_ALLOWED = "send_not_allowed"
-    UNKNOWN_RECIPIENT = "unknown_recipient"
-    UNKNOWN_KIND = "unknown_kind"
-    SLOW_CONSUMER = "slow_consumer"
-    SHUTTING_DOWN = "shutting_down"
-    # Access control (docs/SECURITY.md); all three are fatal and sent before any welcome.
-    PEER_NOT_ALLOWED = "peer_not_allowed"
-    AUTH_FAILED = "auth_failed"
-    TLS_REQUIRED = "tls_required"
-
-
-class RefusedMessageError(MessageError):
-    """A sound frame whose message this side refuses alone (a type it does not know, a
-    ``timestamp_iso`` that is no date): the hub refuses it with its ``seq`` and goes on."""
-
-    def __init__(self, message: str, *, seq: int | None) -> None:
-        super().__init__(message, code=ErrorCode.INVALID_MESSAGE)
-        #: The refused message's sequence number, if it had a valid one.
-        self.seq = seq
-
-
-class UnknownMessageTypeError(RefusedMessageError):
-    """A message of a type this side does not know (another deployment's custom type)."""
+#: The values of a message's ``retain``: set the retained message of its type without relaying
+#: it ("only"), clear the retained message of its type ("clear"), or of every type
+#: ("clear_all"); docs/protocol.md, "Retained messages".
+RETAIN_MODES = ("only", "clear", "clear_all")
 
 
 class _Frame(Value):
@@ -110,11 +85,13 @@ class Hello(_Frame):
 
     ``auth`` lists the authentication methods the client speaks (it has a token); ``slow``
     says what the hub does while this subscriber is behind (:data:`SLOW_MODES`; None: the
-    hub's default, "wait"); ``extra`` keeps the keys this version does not know, so that they
-    survive a round trip.
+    hub's default, "wait"); ``last`` asks a subscriber's retained messages first, ``peek`` a
+    pure sender's (once, then nothing: ``sockcli get``); ``extra`` keeps the keys this version
+    does not know, so that they survive a round trip.
     """
 
-    __slots__ = ("auth", "extra", "last", "name", "slow", "subscribe", "types", "version")
+    __slots__ = ("auth", "extra", "last", "name", "peek", "slow", "subscribe", "types",
+                 "version")
     kind = "hello"
     version: int
     subscribe: bool
@@ -123,12 +100,14 @@ class Hello(_Frame):
     auth: tuple[str, ...] | None
     slow: str | None
     last: bool
+    peek: bool
     extra: Mapping[str, Any]
 
     def __init__(self, *, version: int = PROTOCOL_VERSION, subscribe: bool = False,
                  types: frozenset[MessageType] | None = None, name: str | None = None,
                  auth: tuple[str, ...] | None = None, slow: str | None = None,
-                 last: bool = False, extra: Mapping[str, Any] | None = None) -> None:
+                 last: bool = False, peek: bool = False,
+                 extra: Mapping[str, Any] | None = None) -> None:
         _set(self, "version", version)
         _set(self, "subscribe", subscribe)
         _set(self, "types", types)
@@ -136,6 +115,7 @@ class Hello(_Frame):
         _set(self, "auth", auth)
         _set(self, "slow", slow)
         _set(self, "last", last)
+        _set(self, "peek", peek)
         _set(self, "extra", {} if extra is None else extra)
 
 
@@ -207,19 +187,23 @@ class Auth(_Frame):
 
 
 class MessageFrame(_Frame):
-    """A message; from a client it may ask for an acknowledgement (``seq``) or a recipient."""
+    """A message; from a client it may ask for an acknowledgement (``seq``), a recipient, or
+    (``retain``, :data:`RETAIN_MODES`) to set or clear a retained message instead of being
+    relayed."""
 
-    __slots__ = ("message", "seq", "to")
+    __slots__ = ("message", "retain", "seq", "to")
     kind = "message"
     message: SocketMessage
     seq: int | None
     to: str | None
+    retain: str | None
 
     def __init__(self, *, message: SocketMessage, seq: int | None = None,
-                 to: str | None = None) -> None:
+                 to: str | None = None, retain: str | None = None) -> None:
         _set(self, "message", message)
         _set(self, "seq", seq)
         _set(self, "to", to)
+        _set(self, "retain", retain)
 
     def __hash__(self) -> int:
         return hash((type(self), self.seq, self.to))  # a message holds a dict: not hashable
@@ -383,7 +367,7 @@ def relay_fields(m: Mapping[str, Any]) -> tuple[str, MessageType, int | None, st
     if not (type(data) is dict and type(event) is str and type(stamp) is int and
             type(iso) is str and iso and type(kind) is str and
             (seq is None or (type(seq) is int and 0 <= seq < 2**63)) and
-            (to is None or type(to) is str)):
+            (to is None or type(to) is str) and m.get("retain") is None):
         return None
     message_type = MESSAGE_TYPE_BY_VALUE.get(kind)
     if message_type is None or not EVENT_NAME_PATTERN.fullmatch(event) or \
@@ -463,15 +447,21 @@ def _hello(m: Mapping[str, Any]) -> Hello:
     slow = _get(m, "slow", str, default=None)
     if slow is not None and slow not in SLOW_MODES:
         raise _fail(f"'slow' must be one of {', '.join(SLOW_MODES)}, not {slow!r}")
-    known = {"kind", "version", "subscribe", "types", "name", "auth", "slow", "last"}
+    subscribe = _get(m, "subscribe", bool, default=False)
+    peek = _get(m, "peek", bool, default=False)
+    if peek and subscribe:
+        raise _fail("'peek' is for a client that does not subscribe (a subscriber asks for "
+                    "'last')")
+    known = {"kind", "version", "subscribe", "types", "name", "auth", "slow", "last", "peek"}
     return Hello(
         version=_get(m, "version", int),
-        subscribe=_get(m, "subscribe", bool, default=False),
+        subscribe=subscribe,
         types=types,
         name=name,
         auth=auth,
         slow=slow,
         last=_get(m, "last", bool, default=False),
+        peek=peek,
         extra={k: v for k, v in m.items() if k not in known},
     )
 
@@ -507,11 +497,25 @@ def _welcome(m: Mapping[str, Any]) -> Welcome:
 def _message(m: Mapping[str, Any]) -> MessageFrame:
     message = message_from_map(m)
     seq, to = m.get("seq"), m.get("to")
+    retain = _retain(m)
     if (seq is None or (type(seq) is int and 0 <= seq < 2**63)) and \
             (to is None or type(to) is str):
-        return MessageFrame(message=message, seq=seq, to=to)
+        return MessageFrame(message=message, seq=seq, to=to, retain=retain)
     return MessageFrame(message=message, seq=_optional_seq(m),
-                        to=_get(m, "to", str, default=None))
+                        to=_get(m, "to", str, default=None), retain=retain)
+
+
+def _retain(m: Mapping[str, Any]) -> str | None:
+    """A message's ``retain`` (:data:`RETAIN_MODES`), checked: a value it does not know, or
+    one with ``to`` (a retained message is everyone's), is a fatal invalid_message."""
+    retain = _get(m, "retain", str, default=None)
+    if retain is None:
+        return None
+    if retain not in RETAIN_MODES:
+        raise _fail(f"'retain' must be one of {', '.join(RETAIN_MODES)}, not {retain[:32]!r}")
+    if m.get("to") is not None:
+        raise _fail("'retain' cannot go with 'to': a retained message is for everyone")
+    return retain  # type: ignore[no-any-return]
 
 
 def _error(m: Mapping[str, Any]) -> ErrorFrame:
@@ -581,6 +585,8 @@ def frame_to_map(frame: Frame) -> dict[str, Any]:
             m["seq"] = frame.seq
         if frame.to is not None:
             m["to"] = frame.to
+        if frame.retain is not None:
+            m["retain"] = frame.retain
         return m
     if isinstance(frame, Hello):
         m = {**frame.extra, "kind": "hello", "version": frame.version,
@@ -595,6 +601,8 @@ def frame_to_map(frame: Frame) -> dict[str, Any]:
             m["slow"] = frame.slow
         if frame.last:
             m["last"] = True
+        if frame.peek:
+            m["peek"] = True
         return m
     if isinstance(frame, Welcome):
         m = {"kind": "welcome", "version": frame.version, "client_id": frame.client_id,
