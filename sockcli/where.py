@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sockcli.exceptions import ValidationError
+from sockcli.paths import MISSING, lookup
 
 __all__ = ["ROOTS", "Where", "WhereSyntaxError", "compile_where"]
 
@@ -54,7 +55,7 @@ _KEYWORDS = frozenset({"and", "or", "not", "exists", "true", "false", "null"})
 _COMPARISONS = ("==", "!=", "<=", ">=", "<", ">")
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _WORD = re.compile(r"[^\W\d][\w\-]*(?:\.[\w\-]*)*")
-_MISSING: Any = object()
+_MISSING: Any = MISSING
 
 Record = Mapping[str, Any]
 Predicate = Callable[[Record], bool]
@@ -369,25 +370,11 @@ class _Parser:
 
 
 def _lookup(record: Record, path: tuple[str, ...]) -> Any:
-    """The value at ``path`` (dict keys, list indexes), or _MISSING; non-finite as null."""
-    value: Any = record
-    for segment in path:
-        if isinstance(value, Mapping):
-            if segment in value:
-                value = value[segment]
-            elif value is record and segment in _ROOT_DEFAULTS:
-                value = _ROOT_DEFAULTS[segment]
-            else:
-                return _MISSING
-        elif isinstance(value, list) and segment.isdigit() and segment.isascii():
-            index = int(segment)
-            if index >= len(value):
-                return _MISSING
-            value = value[index]
-        else:
-            return _MISSING
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    """The value at ``path`` (:func:`sockcli.paths.lookup`), or _MISSING; a field every
+    message has a default for (``retained``: false on live ones) when the record lacks it."""
+    value = lookup(record, path)
+    if value is _MISSING and path[0] in _ROOT_DEFAULTS and path[0] not in record:
+        return lookup({path[0]: _ROOT_DEFAULTS[path[0]]}, path)
     return value
 
 

@@ -18,10 +18,8 @@ from sockcli.cli.options import (
     event_argument,
     options_from,
 )
-from sockcli.cli.sendopts import GLOBAL_OPTIONS, SECURITY_OPTIONS, event_or_env
+from sockcli.cli.send import plan_basics
 from sockcli.cli.state import CliState
-from sockcli.exceptions import SocketError
-from sockcli.rules import validate_event_name
 
 __all__ = ["get", "get_plan_from_click"]
 
@@ -30,14 +28,7 @@ def get_plan_from_click(state: CliState, event: str | None, **values: Any) -> Ge
     """The GetPlan of a parsed command line (what the fast path must agree with): ``values``
     are get's own options and --connect; the global options, --token-file and --tls-ca are in
     the CliState."""
-    event, source = event_or_env(event)
-    if event is not None:
-        try:
-            validate_event_name(event)
-        except SocketError as exc:
-            raise click.BadParameter(str(exc), param_hint=source) from None
-    kept = {option.dest: getattr(state, option.dest)
-            for option in GLOBAL_OPTIONS + SECURITY_OPTIONS}
+    event, kept = plan_basics(state, event)
     plan = GetPlan(event=event, **kept, **values)
     problem = usage_problem(plan)
     if problem is not None:

@@ -29,7 +29,7 @@ from sockcli.cli.state import CliState
 from sockcli.exceptions import SocketError
 from sockcli.rules import validate_event_name
 
-__all__ = ["plan_from_click", "send"]
+__all__ = ["plan_basics", "plan_from_click", "send"]
 
 
 def plan_from_click(state: CliState, event: str | None, **values: Any) -> SendPlan:
@@ -40,15 +40,21 @@ def plan_from_click(state: CliState, event: str | None, **values: Any) -> SendPl
         if values[first.dest] != first.default and values[second.dest] != second.default:
             raise click.UsageError(f"{first.flags[-1]} and {second.flags[-1]} exclude each "
                                    "other")
+    event, kept = plan_basics(state, event)
+    return SendPlan(event=event, **kept, **values)
+
+
+def plan_basics(state: CliState, event: str | None) -> tuple[str | None, dict[str, Any]]:
+    """What the plans of ``send`` and ``get`` take alike from a parsed command line: EVENT
+    (else $SOCKCLI_EVENT), checked, and the global and security options the CliState holds."""
     event, source = event_or_env(event)
     if event is not None:
         try:
             validate_event_name(event)
         except SocketError as exc:
             raise click.BadParameter(str(exc), param_hint=source) from None
-    kept = {option.dest: getattr(state, option.dest)
-            for option in GLOBAL_OPTIONS + SECURITY_OPTIONS}
-    return SendPlan(event=event, **kept, **values)
+    return event, {option.dest: getattr(state, option.dest)
+                   for option in GLOBAL_OPTIONS + SECURITY_OPTIONS}
 
 
 @click.command()

@@ -24,6 +24,7 @@ import json
 import math
 
 from sockcli._lazy import lazy_attributes
+from sockcli.paths import MISSING, lookup
 from sockcli.values import Value, set_field
 
 TYPE_CHECKING = False  # on get's path: no typing import
@@ -62,7 +63,7 @@ class _Field(Value):
         set_field(self, "fallback", fallback)
 
 
-_MISSING: Any = object()
+_MISSING: Any = MISSING
 
 
 class Template:
@@ -97,29 +98,6 @@ class Template:
 
     def __hash__(self) -> int:
         return hash(self.source)
-
-
-def lookup(record: Any, path: tuple[str, ...]) -> Any:
-    """The value at ``path`` in ``record`` (dict keys, list indexes), or a sentinel object
-    for a missing one; a non-finite float counts as null. Never an attribute."""
-    value = record
-    for segment in path:
-        if isinstance(value, dict):
-            if segment not in value:
-                return _MISSING
-            value = value[segment]
-        elif isinstance(value, list):
-            if not segment.isdigit():
-                return _MISSING
-            index = int(segment)
-            if index >= len(value):
-                return _MISSING
-            value = value[index]
-        else:
-            return _MISSING
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def is_missing(value: Any) -> bool:
