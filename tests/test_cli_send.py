@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import signal
 import subprocess
 import time
@@ -92,6 +93,29 @@ def test_bad_lines_are_reported_and_the_others_sent_in_order(cli) -> None:
     assert sent.returncode == 65
     assert error_line(sent.stderr) == \
         'sockcli: error: line 2: expected a JSON object such as {"progress": 40}, got a string'
+
+
+@pytest.mark.timeout(30)
+def test_a_message_over_the_hubs_smaller_buffer_size_is_exit_65_and_the_rest_is_sent(
+        cli) -> None:
+    """The hub's buffer_size (its welcome's max_frame_size) is smaller than the sender's: the
+    message it would not take is refused before it is sent (65: sending it again cannot
+    help), not left unacknowledged by a dropped connection (75), and the good lines go."""
+    cli.serve("ev", env={"SOCKCLI_BUFFER_SIZE": "1024"})
+    listener = cli.listen("ev", "--count", "2")
+    big = json.dumps({"blob": "x" * 3000})
+    expected = re.compile(
+        r"sockcli: error: (line 2: )?frame of 3\d{3} bytes exceeds the limit of 1024 bytes "
+        r"\(raise the buffer_size setting, SOCKCLI_BUFFER_SIZE, of the hub and its clients\)")
+    sent = cli.run("send", "ev", input=big)
+    assert sent.returncode == 65
+    assert expected.fullmatch(error_line(sent.stderr)), sent.stderr
+    sent = cli.run("send", "ev", "--lines", input=f'{{"n": 1}}\n{big}\n{{"n": 3}}\n')
+    assert sent.returncode == 65
+    [line] = sent.stderr.splitlines()
+    assert line.startswith("sockcli: error: line 2: ") and expected.fullmatch(line), line
+    assert [read_json(listener)["data"] for _ in range(2)] == [{"n": 1}, {"n": 3}]
+    assert listener.wait(10) == 0
 
 
 @pytest.mark.timeout(30)

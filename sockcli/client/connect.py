@@ -163,6 +163,12 @@ def handshake(sock: socket.socket, codec: MsgpackCodec, shake: ClientHandshake,
     except OSError as exc:
         raise HubAbsentError(f"{name} went away during the handshake: "
                              f"{exc.strerror or exc}") from exc
+    limit = shake.welcome.max_frame_size
+    if 64 <= limit < codec.max_frame_size:
+        # The hub takes no larger frame (its buffer_size): refuse one here, before it is sent
+        # (a data error: exit 65), rather than have the hub drop the connection over it (which
+        # reads as "not acknowledged, send it again"). The hub never sends a larger one.
+        codec.max_frame_size = limit
     return shake.welcome
 
 
