@@ -153,6 +153,28 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
+def interleaved(systems: dict[str, Callable[[int], dict[str, Any]]], reps: int, what: str,
+                unit: str, log: Callable[[str], None], *, keep: int = 1500,
+                ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
+    """Run each system once per repetition, in turn (so that the machine's load falls on all
+    of them alike): the results of each, and the error of those that failed (a failing system
+    is not run again, and does not hide the others). ``fn(rep)`` gets the repetition's index;
+    ``what`` and ``unit`` word the log lines ("fifo", "10,000 lines")."""
+    results: dict[str, list[dict[str, Any]]] = {k: [] for k in systems}
+    errors: dict[str, str] = {}
+    for rep in range(reps):
+        for key, fn in systems.items():
+            if key in errors:
+                continue
+            log(f"{what}: {key}, {unit} (run {rep + 1} of {reps})")
+            try:
+                results[key].append(fn(rep))
+            except Exception as exc:  # one failing must not hide the others
+                errors[key] = f"{type(exc).__name__}: {exc}"
+                log(f"{what}: {key} FAILED: {errors[key][:keep]}")
+    return results, errors
+
+
 def percentile(values: Sequence[float], p: float) -> float:
     """Nearest-rank percentile (p in 0..100) of a non-empty sequence."""
     ordered = sorted(values)

@@ -11,6 +11,8 @@ Suites (docs/PERFORMANCE.md says what each number means):
   stream   100,000 messages, 1 sender -> 1 listener: CLI, library, hub alone, baseline, peers
   fanout   1 sender -> 100 subscribers (deliveries/s); latency at 1,000 msg/s, 10 subscribers
   scale    hub memory with 1,000 idle subscribers; deliveries/s at 1, 10, 100, 1,000
+  fifo     a bash loop of 10,000 echo > "$fifo" into a hub's FIFO, against a bare FIFO
+  lines    socat -> the JSON-lines socket -> socat, against the MessagePack path (CLI)
 
 Prints the table and writes it as JSON to benchmarks/results/latest.json (and Markdown to
 latest.md; quick.json and quick.md with --quick). Every process it starts runs in a private
@@ -43,7 +45,7 @@ from common import (
     write_results,
 )
 
-SUITES = ("startup", "stream", "fanout", "scale")
+SUITES = ("startup", "stream", "fanout", "scale", "fifo", "lines")
 
 FULL = {"runs": 30, "count": 100_000, "reps": 3, "fanout_messages": 10_000,
         "latency_seconds": 4.0, "scale_deliveries": 1_000_000}
@@ -210,6 +212,14 @@ def _run_suite(suite: str, box: Any, args: argparse.Namespace) -> tuple[list[Row
         import fanout
 
         return fanout.run(box, args.fanout_messages, args.reps, args.latency_seconds, log)
+    if suite == "fifo":
+        import fifo
+
+        return fifo.run(box, args.reps, log)
+    if suite == "lines":
+        import lines_socket
+
+        return lines_socket.run(box, args.count, args.reps, log)
     import scale
 
     return scale.run(box, args.scale_deliveries, args.reps, log)

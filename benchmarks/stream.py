@@ -31,6 +31,7 @@ from common import (
     cpu_note,
     cpu_seconds,
     hub_stats,
+    interleaved,
     median,
     run_worker_pair,
     wait_until,
@@ -169,17 +170,17 @@ def run(box: Sandbox, count: int, reps: int,
         return int(hub_stats(address)["subscribers"]) >= 1
 
     n = str(count)
-    systems: dict[str, Callable[[], dict[str, Any]]] = {
-        "baseline": lambda: worker_stream(
+    systems: dict[str, Callable[[int], dict[str, Any]]] = {
+        "baseline": lambda _rep: worker_stream(
             box, worker("raw-recv", "--address", relay, "--count", n),
             worker("raw-send", "--address", relay, "--event", EVENT, "--count", n),
             "baseline", count, None, relay_proc.pid),
-        "cli": lambda: cli_stream(box, hub.pid, lines, count),
-        "library": lambda: worker_stream(
+        "cli": lambda _rep: cli_stream(box, hub.pid, lines, count),
+        "library": lambda _rep: worker_stream(
             box, worker("lib-recv", "--event", EVENT, "--count", n),
             worker("lib-send", "--event", EVENT, "--count", n), "library", count, subscribed,
             hub.pid),
-        "raw_via_hub": lambda: worker_stream(
+        "raw_via_hub": lambda _rep: worker_stream(
             box, worker("raw-recv", "--address", address, "--count", n),
             worker("raw-send", "--address", address, "--event", EVENT, "--count", n),
             "raw-via-hub", count, subscribed, hub.pid),
@@ -194,7 +195,7 @@ def run(box: Sandbox, count: int, reps: int,
                             '{"probe":1}'], env=box.env, check=False, timeout=10,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-        systems["mosquitto"] = lambda: peer_stream(
+        systems["mosquitto"] = lambda _rep: peer_stream(
             box, [sub, "-h", "127.0.0.1", "-p", mport, "-t", "t"],
             [pub, "-h", "127.0.0.1", "-p", mport, "-t", "t", "-l"], mosquitto_probe, lines,
             count, "mosquitto")
@@ -209,24 +210,13 @@ def run(box: Sandbox, count: int, reps: int,
                            env=box.env, check=False, timeout=10,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-        systems["ncat"] = lambda: peer_stream(
+        systems["ncat"] = lambda _rep: peer_stream(
             box, [ncat, "--recv-only", "127.0.0.1", nport],
             [ncat, "--send-only", "127.0.0.1", nport], ncat_probe, lines, count, "ncat")
     else:
         notes["ncat"] = NCAT_MISSING
 
-    results: dict[str, list[dict[str, Any]]] = {k: [] for k in systems}
-    errors: dict[str, str] = {}
-    for rep in range(reps):
-        for key, fn in systems.items():
-            if key in errors:
-                continue
-            log(f"streaming: {key}, {count:,} messages (run {rep + 1} of {reps})")
-            try:
-                results[key].append(fn())
-            except Exception as exc:  # one system failing must not hide the others
-                errors[key] = f"{type(exc).__name__}: {exc}"
-                log(f"streaming: {key} FAILED: {errors[key][:500]}")
+    results, errors = interleaved(systems, reps, "streaming", f"{count:,} messages", log, keep=500)
 
     def rate(key: str) -> float | None:
         runs = results.get(key) or []

@@ -218,6 +218,11 @@ class LineReader:
         #: Lines completed so far (blank and rejected ones included).
         self.lines = 0
 
+    @property
+    def pending(self) -> bool:
+        """Whether the start of a line waits for the rest of it (its ``\\n``)."""
+        return bool(self._pending) or self._skipping
+
     def feed(self, data: bytes) -> list[Line | Rejected]:
         """What the lines completed by ``data`` hold (``b""``: nothing, not the end)."""
         out: list[Line | Rejected] = []
@@ -274,7 +279,6 @@ class LineReader:
             return
         if line is not None:
             out.append(line)
-
 
     def _too_long(self, number: int, raw: bytes) -> Rejected:
         # The same start of the line however it arrived: whole, or cut at the limit.

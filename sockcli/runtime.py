@@ -4,7 +4,8 @@ Each running hub holds an exclusive ``flock`` on ``{socket_dir}/{event}.hub`` fo
 life and writes its address there as JSON. The kernel drops the lock when the process dies, even
 by ``kill -9``, so a record whose lock is free is stale by definition: there is no pid guessing,
 and two hubs can never both believe they own an event. TCP clients find a hub's port here;
-``sockcli list`` reads every record.
+``sockcli list`` reads every record. Whoever reads a stale record removes it, with what its hub
+left (its socket, its FIFO: :func:`_reap`), so a hub killed with -9 leaves nothing for long.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import time
 
 from sockcli.exceptions import SocketError, UnsafePathError, ValidationError
 from sockcli.kinds import SocketType
-from sockcli.rules import validate_event_name
+from sockcli.rules import EVENT_NAME_PATTERN, validate_event_name
 
 TYPE_CHECKING = False  # the light send path reads records: no typing, pathlib, dataclasses
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
     from typing import Any, TypeVar
 
@@ -32,14 +34,18 @@ __all__ = [
     "MAX_UNIX_PATH",
     "HubLock",
     "HubRecord",
+    "activatable_events",
     "check_socket_dir",
     "ensure_socket_dir",
     "entry_path",
+    "fifo_path",
+    "lines_path",
     "list_records",
     "lstat_entry",
     "open_socket_dir",
     "read_record",
     "record_path",
+    "socket_exists",
     "socket_path",
 ]
 
@@ -209,12 +215,31 @@ def socket_path(socket_dir: Path, event_name: str) -> Path:
     return path
 
 
+def fifo_path(socket_dir: Path, event_name: str) -> Path:
+    """``{socket_dir}/{event}.fifo``: the named pipe a Unix hub reads lines from."""
+    return socket_dir / f"{validate_event_name(event_name)}.fifo"
+
+
+def lines_path(socket_dir: Path, event_name: str) -> Path:
+    """``{socket_dir}/{event}.lines.sock``: a Unix hub's JSON-lines socket, refused if
+    longer than the kernel accepts."""
+    path = socket_dir / f"{validate_event_name(event_name)}.lines.sock"
+    size = len(os.fsencode(path))
+    if size > MAX_UNIX_PATH:
+        raise ValidationError(
+            f"socket path {path} is {size} bytes long, over the limit of {MAX_UNIX_PATH} "
+            "bytes for Unix sockets: choose a shorter socket_dir or event name"
+        )
+    return path
+
+
 def record_path(socket_dir: Path, event_name: str) -> Path:
     """``{socket_dir}/{event}.hub``: the hub's lock and address record."""
     return socket_dir / f"{validate_event_name(event_name)}.hub"
 
 
-_RECORD_FIELDS = ("event_name", "transport", "pid", "started_ms", "path", "host", "port")
+_RECORD_FIELDS = ("event_name", "transport", "pid", "started_ms", "path", "host", "port",
+                  "fifo", "lines", "activated")
 
 
 class HubRecord:
@@ -224,7 +249,8 @@ class HubRecord:
     9.8 ms (python -X importtime, bytecode cached) where ``python -c pass`` takes 8 ms.
     """
 
-    __slots__ = ("event_name", "host", "path", "pid", "port", "started_ms", "transport")
+    __slots__ = ("activated", "event_name", "fifo", "host", "lines", "path", "pid", "port",
+                 "started_ms", "transport")
 
     event_name: str
     transport: SocketType
@@ -233,11 +259,19 @@ class HubRecord:
     path: str | None
     host: str | None
     port: int | None
+    #: A Unix hub's named pipe and JSON-lines socket (None: it has none, ``--no-fifo``).
+    fifo: str | None
+    lines: str | None
+    #: Whether the hub's sockets were passed by systemd (socket activation): they are
+    #: systemd's, and stay when the hub stops or dies.
+    activated: bool
 
     def __init__(self, *, event_name: str, transport: SocketType, pid: int, started_ms: int,
                  path: str | None = None, host: str | None = None,
-                 port: int | None = None) -> None:
-        values = (event_name, transport, pid, started_ms, path, host, port)
+                 port: int | None = None, fifo: str | None = None, lines: str | None = None,
+                 activated: bool = False) -> None:
+        values = (event_name, transport, pid, started_ms, path, host, port, fifo, lines,
+                  activated)
         for name, value in zip(_RECORD_FIELDS, values, strict=True):
             object.__setattr__(self, name, value)
 
@@ -274,6 +308,12 @@ class HubRecord:
         }
         if self.transport is SocketType.UNIX:
             data["path"] = self.path
+            if self.fifo is not None:
+                data["fifo"] = self.fifo
+            if self.lines is not None:
+                data["lines"] = self.lines
+            if self.activated:
+                data["activated"] = True
         else:
             data["host"] = self.host
             data["port"] = self.port
@@ -291,9 +331,18 @@ class HubRecord:
                 path=data.get("path"),
                 host=data.get("host"),
                 port=int(data["port"]) if data.get("port") is not None else None,
+                fifo=_text_or_none(data.get("fifo")),
+                lines=_text_or_none(data.get("lines")),
+                activated=data.get("activated") is True,
             )
         except (ValueError, KeyError, TypeError, ValidationError):
             return None
+
+
+def _text_or_none(value: object) -> str | None:
+    if value is not None and type(value) is not str:
+        raise TypeError("a path in a hub record must be a string")
+    return value
 
 
 class HubLock:
@@ -376,7 +425,9 @@ class HubLock:
         self._fd = self._dir_fd = None
 
 
-def _live_record(name: str, dir_fd: int) -> HubRecord | None:
+def _live_record(name: str, dir_fd: int, directory: str) -> HubRecord | None:
+    """The record ``name`` in ``dir_fd`` (the directory ``directory``) if its hub lives: its
+    lock is held. A record whose lock is free is a dead hub's, cleaned up (:func:`_reap`)."""
     try:
         fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=dir_fd)
     except OSError:
@@ -390,14 +441,105 @@ def _live_record(name: str, dir_fd: int) -> HubRecord | None:
             # Locked: a live hub owns it.
             with open(fd, closefd=False) as fh:
                 return HubRecord.from_json(fh.read())
-        fcntl.flock(fd, fcntl.LOCK_UN)  # nobody holds it: stale record of a dead hub
+        _reap(name, fd, dir_fd, directory)  # nobody holds it: the record of a dead hub
         return None
     finally:
         os.close(fd)
 
 
+#: The most of a dead hub's record that is read (a record is a few hundred bytes).
+_RECORD_READ = 65536
+
+
+def _reap(name: str, fd: int, dir_fd: int, directory: str) -> None:
+    """Remove what the dead hub of the record ``name`` (open as ``fd``, locked shared) left.
+
+    The lock is made exclusive without waiting: a reader holding it shared, or a hub that is
+    starting (it locks, then checks that the name still names what it locked), leaves it to
+    them; a hub that starts meanwhile waits for it (:class:`HubLock` retries). Under it, and
+    only while the name still names the file locked, the record is read, and each entry its
+    hub made is removed by name through the checked directory's descriptor, never through a
+    link, only if it is of the expected type, ours, and unused (:func:`_remove_unused`): the
+    FIFO, the JSON-lines socket, the socket, then the record. A socket-activated hub's
+    sockets stay whatever they look like: they are systemd's. Silent, and every error
+    swallowed: a clean-up must never make the command that came across the record fail.
+    """
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        locked = os.fstat(fd)
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if (st.st_dev, st.st_ino) != (locked.st_dev, locked.st_ino) or \
+                not _ours(st, stat.S_ISREG):
+            return
+        record = HubRecord.from_json(os.pread(fd, _RECORD_READ, 0).decode("utf-8", "replace"))
+        event = name[:-len(".hub")]
+        _remove_unused(dir_fd, f"{event}.fifo", directory, stat.S_ISFIFO)
+        if record is None or not record.activated:  # unreadable: a hub that died starting
+            _remove_unused(dir_fd, f"{event}.lines.sock", directory, stat.S_ISSOCK)
+            _remove_unused(dir_fd, f"{event}.sock", directory, stat.S_ISSOCK)
+        os.unlink(name, dir_fd=dir_fd)
+    except OSError:
+        pass
+
+
+def _ours(st: os.stat_result, kind: Callable[[int], bool]) -> bool:
+    return kind(st.st_mode) and st.st_uid == os.geteuid()
+
+
+def _remove_unused(dir_fd: int, name: str, directory: str, kind: Callable[[int], bool]) -> None:
+    """Remove ``name`` if it is a FIFO (``kind`` stat.S_ISFIFO) nobody has open for reading,
+    or a socket (stat.S_ISSOCK) nobody listens on, of ours; anything else stays, a symbolic
+    link included. In use means someone else's: systemd's (``ListenFIFO=``, ``ListenStream=``
+    of a socket unit), which made it anew at the path, and must keep it."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if not _ours(st, kind):
+            return
+        if _fifo_read(dir_fd, name) if kind is stat.S_ISFIFO else \
+                _listened(dir_fd, name, os.path.join(directory, name)):
+            return
+        again = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if (again.st_dev, again.st_ino) == (st.st_dev, st.st_ino):  # not made anew meanwhile
+            os.unlink(name, dir_fd=dir_fd)
+    except OSError:
+        pass
+
+
+def _fifo_read(dir_fd: int, name: str) -> bool:
+    """Whether someone has the FIFO ``name`` open for reading: a non-blocking open for
+    writing fails with ENXIO exactly when nobody does (POSIX). Nothing is written, so the
+    reader sees nothing (a reader that also holds it for writing never sees end of file)."""
+    try:
+        fd = os.open(name, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY |
+                     os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError as exc:
+        return exc.errno != errno.ENXIO  # anything else: not known unused, so kept
+    os.close(fd)
+    return True
+
+
+def _listened(dir_fd: int, name: str, path: str) -> bool:
+    """Whether a connection to the socket ``name`` is taken: anything but a refusal (or its
+    absence) counts, so that a socket that may be in use is never removed. Without waiting:
+    a Unix connect completes at once or fails with EAGAIN (a full queue: someone listens)."""
+    import socket  # the clean-up path only
+
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.setblocking(False)
+        probe.connect(entry_path(dir_fd, name, path))
+    except (ConnectionRefusedError, FileNotFoundError):
+        return False
+    except OSError:
+        return True
+    finally:
+        probe.close()
+    return True
+
+
 def read_record(socket_dir: str | os.PathLike[str], event_name: str) -> HubRecord | None:
-    """The record of the live hub for ``event_name``, or None (absent, stale, or starting).
+    """The record of the live hub for ``event_name``, or None (absent, stale, or starting);
+    a stale one is cleaned up, with what its hub left (:func:`_reap`).
 
     Read through the checked directory (:func:`open_socket_dir`): UnsafePathError if the
     directory is not safe to use, None if it does not exist.
@@ -407,14 +549,15 @@ def read_record(socket_dir: str | os.PathLike[str], event_name: str) -> HubRecor
     if dir_fd is None:
         return None
     try:
-        return _live_record(name, dir_fd)
+        return _live_record(name, dir_fd, os.fspath(socket_dir))
     finally:
         os.close(dir_fd)
 
 
 def list_records(socket_dir: str | os.PathLike[str]) -> list[HubRecord]:
-    """Records of every live hub in ``socket_dir``, sorted by event name; [] for a missing
-    directory, UnsafePathError for one that is not safe to use."""
+    """Records of every live hub in ``socket_dir``, sorted by event name (the stale ones
+    cleaned up, :func:`_reap`); [] for a missing directory, UnsafePathError for one that is
+    not safe to use."""
     dir_fd = open_socket_dir(socket_dir)
     if dir_fd is None:
         return []
@@ -423,7 +566,60 @@ def list_records(socket_dir: str | os.PathLike[str]) -> list[HubRecord]:
             names = sorted(p for p in os.listdir(dir_fd) if p.endswith(".hub"))
         except OSError:
             return []
-        records = [_live_record(n, dir_fd) for n in names]
+        directory = os.fspath(socket_dir)
+        records = [_live_record(n, dir_fd, directory) for n in names]
     finally:
         os.close(dir_fd)
     return [r for r in records if r is not None]
+
+
+def socket_exists(socket_dir: str | os.PathLike[str], event_name: str) -> bool:
+    """Whether ``{socket_dir}/{event}.sock`` is a socket of ours, whether or not a hub has a
+    record: where a socket-activated hub that has not started yet is found (systemd holds
+    the socket and starts the hub on the first connection). Looked at through the checked
+    directory, without following a link (UnsafePathError if the directory is unsafe)."""
+    name = f"{validate_event_name(event_name)}.sock"
+    dir_fd = open_socket_dir(socket_dir)
+    if dir_fd is None:
+        return False
+    try:
+        return _is_socket(dir_fd, name)
+    finally:
+        os.close(dir_fd)
+
+
+def activatable_events(socket_dir: str | os.PathLike[str]) -> list[str]:
+    """The events whose socket ``{event}.sock`` is there (a socket of ours) while no live
+    hub has a record for them: socket-activated hubs that have not started yet, by name.
+    [] for a missing directory, UnsafePathError for one that is not safe to use.
+
+    Nothing is connected to: a connection would start such a hub (and every one of them,
+    for a command that only looks)."""
+    dir_fd = open_socket_dir(socket_dir)
+    if dir_fd is None:
+        return []
+    try:
+        try:
+            names = sorted(p for p in os.listdir(dir_fd) if p.endswith(".sock"))
+        except OSError:
+            return []
+        directory = os.fspath(socket_dir)
+        events = []
+        for name in names:
+            event = name[:-len(".sock")]
+            if EVENT_NAME_PATTERN.fullmatch(event) is None:  # {event}.lines.sock among them
+                continue
+            # The record first: cleaning up after a dead hub may remove its socket.
+            if _live_record(f"{event}.hub", dir_fd, directory) is None and \
+                    _is_socket(dir_fd, name):
+                events.append(event)
+        return events
+    finally:
+        os.close(dir_fd)
+
+
+def _is_socket(dir_fd: int, name: str) -> bool:
+    try:
+        return _ours(os.stat(name, dir_fd=dir_fd, follow_symlinks=False), stat.S_ISSOCK)
+    except OSError:
+        return False

@@ -14,7 +14,7 @@ TYPE_CHECKING = False  # on the send path: no typing import
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["NotFinite", "decoder", "json_kind"]
+__all__ = ["NotFinite", "decoder", "finite", "json_kind"]
 
 
 class NotFinite(ValueError):
@@ -60,3 +60,14 @@ def json_kind(value: Any) -> str:
     kinds = {list: "an array", str: "a string", bool: "a boolean", type(None): "null",
              int: "a number", float: "a number"}
     return kinds.get(type(value), type(value).__name__)
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every NaN and infinity replaced by None (JSON has no form for them)."""
+    if isinstance(value, float):
+        return value if value - value == 0.0 else None  # NaN and the infinities: not 0
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return value

@@ -129,7 +129,7 @@ def test_bash_completes_options(cli: Any) -> None:
             "--connect", "--help"} <= set(replies)
     assert sorted(replies) == sorted(_long_options("listen"))
     assert bash_complete("sockcli", "serve", "--no", env=cli.env) == \
-        ["--no-client-send", "--no-retain"]
+        ["--no-client-send", "--no-retain", "--no-fifo"]
     assert bash_complete("sockcli", "--so", env=cli.env) == ["--socket-dir"]
 
 

@@ -1,7 +1,8 @@
 """The examples, run as their users run them: the wallpaper pipeline against a hub and a
 listener; the waybar, polybar, i3blocks and eww modules, each one `sockcli listen` line taken
 from the bar's own configuration file and run through `sh -c` as the bar runs it; the systemd
-units, the producer run by `serve --exec` included; and `make demo` (examples/demo.sh)."""
+units, the socket-activated pair under systemd-socket-activate and the producer run by
+`serve --exec` included; and `make demo` (examples/demo.sh)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ from tests.helpers import wait_until
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 PIPELINE = EXAMPLES / "wallpaper-pipeline.sh"
-UNIT = EXAMPLES / "systemd" / "sockcli-hub@.service"
+UNIT = EXAMPLES / "systemd" / "sockcli@.service"
+SOCKET_UNIT = EXAMPLES / "systemd" / "sockcli@.socket"
 DEMO = EXAMPLES / "demo.sh"
 BIN = str(Path(sys.executable).parent)
 EVENT = "wallpaper_change"
@@ -521,7 +523,7 @@ def test_producer_unit_serves_two_bars_from_one_pipeline(cli: Any, tmp_path: Pat
                what="the producer to stop with the hub")
 
 
-# --- the systemd unit -------------------------------------------------------------------------
+# --- the systemd units ------------------------------------------------------------------------
 
 
 def unit_sections(path: Path = UNIT) -> dict[str, dict[str, list[str]]]:
@@ -550,26 +552,52 @@ def fake_home(root: Path) -> Path:
     return home
 
 
+def expand(text: str, root: Path, runtime: Path) -> str:
+    """A unit's value as systemd expands it for sockcli@wallpaper_change (user manager)."""
+    return text.replace("%h", str(root / "home")).replace("%t", str(runtime)).replace(
+        "%i", EVENT)
+
+
 @pytest.mark.timeout(30)
-def test_systemd_unit_settings_and_its_command(cli: Any, tmp_path: Path) -> None:
-    text = UNIT.read_text()
-    assert "systemctl --user enable --now sockcli-hub@wallpaper_change" in text
-    configparser.ConfigParser(strict=False, interpolation=None).read_string(text)
+def test_systemd_units_settings_and_their_command(cli: Any, tmp_path: Path) -> None:
+    from sockcli.runtime import fifo_path, lines_path, socket_path
+
+    for path in (UNIT, SOCKET_UNIT):
+        text = path.read_text()
+        assert "systemctl --user enable --now sockcli@wallpaper_change.socket" in text
+        configparser.ConfigParser(strict=False, interpolation=None).read_string(text)
+    sockets = unit_sections(SOCKET_UNIT)
+    listen = sockets["Socket"]
+    assert sockets["Unit"]["Description"][0]
+    assert listen["ListenStream"] == ["%t/sockcli/%i.sock", "%t/sockcli/%i.lines.sock"]
+    assert listen["ListenFIFO"] == ["%t/sockcli/%i.fifo"]
+    assert (listen["SocketMode"], listen["DirectoryMode"]) == (["0600"], ["0700"])
+    assert (listen["Accept"], listen["RemoveOnStop"]) == (["no"], ["yes"])
+    assert listen["Service"] == ["sockcli@%i.service"]
+    assert "FileDescriptorName" not in listen  # the hub tells the sockets apart by path
+    assert sockets["Install"]["WantedBy"] == ["sockets.target"]
+    # Where the clients look: the default socket_dir of a session, $XDG_RUNTIME_DIR/sockcli.
+    expanded = [expand(v, cli.root, cli.runtime)
+                for v in listen["ListenStream"] + listen["ListenFIFO"]]
+    assert expanded == [str(f(cli.socket_dir, EVENT))
+                        for f in (socket_path, lines_path, fifo_path)]
+
     unit = unit_sections()
     service = unit["Service"]
     assert unit["Unit"]["Description"][0]
-    assert service["Type"] in (["simple"], ["exec"])
+    assert service["Type"] == ["notify"]  # the hub says READY=1 once its sockets accept
     assert service["Restart"] == ["on-failure"]
     assert service["NoNewPrivileges"] == ["yes"]
-    assert unit["Install"]["WantedBy"] == ["default.target"]
+    assert unit["Install"] == {"Also": ["sockcli@%i.socket"]}
     (exec_start,) = service["ExecStart"]
     argv = shlex.split(exec_start)
     assert argv[0] == "%h/.local/bin/sockcli" and argv[1:] == ["serve", "%i"]
 
-    # What systemd would run for sockcli-hub@wallpaper_change: it serves, and a stop (SIGTERM)
-    # is a clean exit 0, so Restart=on-failure leaves a stopped hub stopped.
+    # What systemd would run for sockcli@wallpaper_change started without its sockets: it
+    # serves, and a stop (SIGTERM) is a clean exit 0, so Restart=on-failure leaves a stopped
+    # hub stopped.
     home = fake_home(cli.root)
-    command = [a.replace("%h", str(home)).replace("%i", EVENT) for a in argv]
+    command = [expand(a, cli.root, cli.runtime) for a in argv]
     assert os.path.realpath(command[0]) == os.path.realpath(SOCKCLI)
     hub = subprocess.Popen(command, env={**cli.env, "HOME": str(home)}, text=True,
                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -584,23 +612,64 @@ def test_systemd_unit_settings_and_its_command(cli: Any, tmp_path: Path) -> None
 
 
 @pytest.mark.timeout(60)
-def test_systemd_unit_passes_systemd_analyze_verify(cli: Any) -> None:
+def test_systemd_units_pass_systemd_analyze_verify(cli: Any) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         pytest.skip("systemd-analyze is not installed")
     home = fake_home(cli.root)
     env = {**cli.env, "HOME": str(home)}
-    instance = UNIT.parent / "sockcli-hub@wallpaper_change.service"  # from the template
-    verified = subprocess.run([analyze, "verify", "--user", "--man=no", str(instance)],
+    # The instances, from the templates; the socket's check needs its service loaded too.
+    instances = [str(UNIT.parent / f"sockcli@{EVENT}.{kind}") for kind in ("socket", "service")]
+    verified = subprocess.run([analyze, "verify", "--user", "--man=no", *instances],
                               env=env, capture_output=True, text=True, timeout=45)
     assert verified.returncode == 0, verified.stderr
     assert verified.stderr == "", verified.stderr  # no warning (unknown key, bad value...)
 
-    # And it does check the command: without ~/.local/bin/sockcli, the unit is refused.
+    # And it does check the command: without ~/.local/bin/sockcli, the units are refused.
     (home / ".local" / "bin" / "sockcli").unlink()
-    refused = subprocess.run([analyze, "verify", "--user", "--man=no", str(instance)],
+    refused = subprocess.run([analyze, "verify", "--user", "--man=no", *instances],
                              env=env, capture_output=True, text=True, timeout=45)
     assert refused.returncode != 0 and "is not executable" in refused.stderr
+
+
+@pytest.mark.timeout(90)
+def test_systemd_socket_unit_starts_its_hub_on_the_first_send(cli: Any) -> None:
+    # The socket unit's streams and the service's command, as systemd would pass and run them
+    # (every descriptor named after the socket unit), with systemd-socket-activate; it cannot
+    # pass a FIFO (tests/test_activation.py passes one by hand).
+    activate = shutil.which("systemd-socket-activate")
+    if activate is None:
+        pytest.skip("systemd-socket-activate (Debian's systemd package) is not installed")
+    home = fake_home(cli.root)
+    streams = [expand(v, cli.root, cli.runtime)
+               for v in unit_sections(SOCKET_UNIT)["Socket"]["ListenStream"]]
+    (exec_start,) = unit_sections()["Service"]["ExecStart"]
+    command = [expand(a, cli.root, cli.runtime) for a in shlex.split(exec_start)]
+    cli.socket_dir.mkdir(mode=0o700)  # DirectoryMode=0700
+    name = f"sockcli@{EVENT}.socket"
+    # systemd-socket-activate gives its command only the variables -E names; a user
+    # manager gives a service XDG_RUNTIME_DIR (the default socket_dir's parent), HOME, PATH.
+    env = {**cli.env, "HOME": str(home)}
+    passed = [f"-E{k}={env[k]}" for k in ("XDG_RUNTIME_DIR", "HOME", "PATH",
+                                            "SOCKCLI_SOCKET_DIR") if k in env]
+    hub = subprocess.Popen(
+        [activate, *(f"--listen={s}" for s in streams), f"--fdname={name}:{name}", *passed,
+         *command],
+        env=env, text=True, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    cli.procs.append(hub)
+    for fd, stream in enumerate(streams, start=3):
+        assert read_line(hub, "stderr", 20).strip() == f"Listening on {stream} as {fd}."
+
+    sent = cli.run("send", EVENT, "-d", '{"step": "fetch"}', "--timeout", "30", timeout=40)
+    assert sent.returncode == 0, sent.stderr
+    got = cli.run("listen", EVENT, "--count", "1", "--json", timeout=30)
+    assert got.returncode == 0, got.stderr
+    assert [json.loads(line)["data"] for line in got.stdout.splitlines()] == [{"step": "fetch"}]
+    [row] = cli.list_json()
+    assert (row["event_name"], row["pid"], row["activated"]) == (EVENT, hub.pid, True)
+    hub.send_signal(signal.SIGTERM)
+    assert hub.wait(10) == 0
 
 
 @pytest.mark.timeout(60)

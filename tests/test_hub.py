@@ -745,7 +745,8 @@ def test_blocking_start_returns_after_stop(make_hub, make_client, sock_dir, tran
     listener = make_client()  # connect() retries until the hub accepts
     hub.send(msg("blocking"))
     expect_next(listener, "blocking")
-    expected = {"ev.hub", "ev.sock"} if transport == "unix" else {"ev.hub", "ev.token"}
+    expected = {"ev.hub", "ev.sock", "ev.lines.sock", "ev.fifo"} if transport == "unix" \
+        else {"ev.hub", "ev.token"}
     assert set(_files(sock_dir)) == expected
 
     hub.stop()

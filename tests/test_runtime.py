@@ -154,12 +154,12 @@ def test_list_records_returns_live_hubs_sorted(sock_dir: Path) -> None:
             ("alpha", SocketType.TCP, os.getpid()), ("zeta", SocketType.UNIX, os.getpid())]
         assert records[0].address == alpha.address
         assert records[1].address == zeta.address == str(sock_dir / "zeta.sock")
-        assert (sock_dir / "mid.hub").exists()  # reading never deletes
+        assert not (sock_dir / "mid.hub").exists()  # a dead hub's: cleaned up (test_reap.py)
     finally:
         zeta.stop()
         alpha.stop()
     assert list_records(sock_dir) == []
-    assert sorted(os.listdir(sock_dir)) == ["junk.txt", "mid.hub"]
+    assert sorted(os.listdir(sock_dir)) == ["junk.txt"]
 
 
 def test_list_records_of_missing_dir_is_empty(sock_dir: Path) -> None:

@@ -138,7 +138,8 @@ def test_socket_path_is_event_name_in_socket_dir(hubs, clients, sock_dir: Path) 
     assert hub.socket_path == path
     assert hub.address == str(path)
     assert stat.S_ISSOCK(os.lstat(path).st_mode)
-    assert sorted(os.listdir(sock_dir)) == ["my-event_1.hub", "my-event_1.sock"]
+    assert sorted(os.listdir(sock_dir)) == ["my-event_1.fifo", "my-event_1.hub",
+                                            "my-event_1.lines.sock", "my-event_1.sock"]
     _relay_works(clients, sock_dir, "my-event_1")
 
 
@@ -168,7 +169,8 @@ def test_socket_kept_on_stop_without_auto_remove(hubs, clients, sock_dir: Path) 
     hub = _hub(hubs, sock_dir, auto_remove_socket=False)
     hub.stop()
     assert stat.S_ISSOCK(os.lstat(hub.socket_path).st_mode)
-    assert os.listdir(sock_dir) == ["ev.sock"]  # the record is removed all the same
+    # The record is removed all the same, and the FIFO (nobody would read it).
+    assert sorted(os.listdir(sock_dir)) == ["ev.lines.sock", "ev.sock"]
     # A later hub treats the leftover as stale and replaces it.
     _hub(hubs, sock_dir)
     _relay_works(clients, sock_dir)
@@ -233,8 +235,9 @@ def test_stale_socket_of_killed_hub_is_replaced(hubs, clients, children, sock_di
     _expect_line(proc, "ready")
     path = sock_dir / "ev.sock"
     _kill9(proc)
-    # kill -9 ran no cleanup: the socket file and the record are still there, nobody listens.
-    assert sorted(os.listdir(sock_dir)) == ["ev.hub", "ev.sock"]
+    # kill -9 ran no cleanup: the sockets, the FIFO and the record are still there, nobody
+    # listens.
+    assert sorted(os.listdir(sock_dir)) == ["ev.fifo", "ev.hub", "ev.lines.sock", "ev.sock"]
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     with pytest.raises(ConnectionRefusedError):
         probe.connect(str(path))
@@ -258,7 +261,7 @@ def test_live_hub_in_same_process_blocks_second(hubs, clients, sock_dir: Path) -
     assert not second.is_running()
     # The failed start touched nothing of the first hub.
     assert first.is_running()
-    assert sorted(os.listdir(sock_dir)) == ["ev.hub", "ev.sock"]
+    assert sorted(os.listdir(sock_dir)) == ["ev.fifo", "ev.hub", "ev.lines.sock", "ev.sock"]
     _relay_works(clients, sock_dir)
 
 

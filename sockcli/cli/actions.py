@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import click
 
 from sockcli.cli.runner import CommandRunner
-from sockcli.cli.templates import finite
+from sockcli.strictjson import finite
 from sockcli.where import Where, WhereSyntaxError, compile_where
 
 __all__ = ["ExecSink", "PrintSink", "Sink", "WhereParam", "make_sink"]

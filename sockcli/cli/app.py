@@ -25,6 +25,7 @@ COMMANDS = {
     "listen": "sockcli.cli.listen:listen",
     "get": "sockcli.cli.get:get",
     "list": "sockcli.cli.list_cmd:list_hubs",
+    "path": "sockcli.cli.path_cmd:path",
 }
 
 
@@ -57,6 +58,7 @@ def cli(ctx: click.Context, /, **values: Any) -> None:
       sockcli listen --type error               # print them as JSON lines
       sockcli get --format polybar              # the last message, once (status bars)
       sockcli list                              # the running hubs
+      fifo=$(sockcli path EVENT --fifo)         # where a shell publishes with no process
 
     Exit status: 0 success, 1 failure, 2 usage, 64 no event to pick, 65 bad input data,
     66 stdin closed (get: nothing retained), 68 unknown --to recipient, 69 no hub,

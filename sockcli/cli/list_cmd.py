@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,6 +13,10 @@ from sockcli.cli.options import client_security_options, connect_option, json_op
 from sockcli.cli.render import hub_table, is_terminal
 from sockcli.cli.state import CliState
 from sockcli.exceptions import AuthenticationError, SocketError, ValidationError
+from sockcli.kinds import SocketType
+
+if TYPE_CHECKING:
+    from sockcli.runtime import HubRecord
 
 __all__ = ["list_hubs"]
 
@@ -95,9 +99,17 @@ def hub_rows(state: CliState, connect: tuple[str, int] | None,
         for record in records:
             stats = _live(state, record.event_name, None, say)
             rows.append({"event_name": record.event_name, "transport": record.transport.value,
-                         "address": record.address, "pid": record.pid,
+                         "address": record.address, **_ways_in(record), "pid": record.pid,
                          "started_ms": record.started_ms, **_figures(stats)})
     return rows
+
+
+def _ways_in(record: HubRecord) -> dict[str, Any]:
+    """A Unix hub's FIFO and JSON-lines socket (None: it has none, ``serve --no-fifo``), and
+    whether systemd passed its sockets; a TCP hub has neither (they are local)."""
+    if record.transport is not SocketType.UNIX:
+        return {}
+    return {"fifo": record.fifo, "lines": record.lines, "activated": record.activated}
 
 
 def _figures(stats: dict[str, Any]) -> dict[str, Any]:

@@ -241,11 +241,15 @@ def _say_waiting(state: CliState, what: str, *, verbose_too: bool = False) -> No
 
 
 def _hub_absent(state: CliState, event_name: str) -> bool:
-    """No live record of a local hub for ``event_name``: connecting will wait for one (a
-    hub that is starting may be a few milliseconds from writing its record)."""
+    """No live record of a local hub for ``event_name``, nor the socket of one that systemd
+    starts on the first connection: connecting will wait for one (a hub that is starting may
+    be a few milliseconds from writing its record)."""
     from sockcli.client.discovery import find_hub
+    from sockcli.runtime import socket_exists
 
-    return find_hub(state.settings().socket.socket_dir, event_name) is None
+    socket_dir = state.settings().socket.socket_dir
+    return find_hub(socket_dir, event_name) is None and not socket_exists(socket_dir,
+                                                                           event_name)
 
 
 def _reader_watch() -> Callable[[], bool] | None:

@@ -13,7 +13,8 @@ import os
 import sys
 
 from sockcli.cli.errors import OutputError
-from sockcli.cli.templates import Template, compact_json, finite, is_missing, lookup
+from sockcli.cli.templates import Template, compact_json, is_missing, lookup
+from sockcli.strictjson import finite
 from sockcli.values import Value, set_field
 
 TYPE_CHECKING = False  # on get's path: no typing import

@@ -217,26 +217,31 @@ def pick_event(socket_dir: str, wait: float = 0.0,
                on_wait: Callable[[], None] | None = None) -> str:
     """The only hub running in ``socket_dir``, once one is.
 
-    With none running it looks again, from 20 ms doubling, for up to ``wait`` seconds (may be
-    math.inf): ``sockcli serve E &`` then ``sockcli send`` must find the hub that is still
-    starting (its record is written once it listens). ``on_wait()`` is called once, before
-    the first pause. Raises NoEventError (64) at once when several hubs run, NoHubError (69)
-    when none came in time.
+    When no hub has a live record, the sockets of socket-activated hubs that have not started
+    yet count as running (:func:`~sockcli.runtime.activatable_events`): the connection starts
+    the hub. With none running it looks again, from 20 ms doubling, for up to ``wait``
+    seconds (may be math.inf): ``sockcli serve E &`` then ``sockcli send`` must find the hub
+    that is still starting (its record is written once it listens). ``on_wait()`` is called
+    once, before the first pause. Raises NoEventError (64) at once when several hubs run,
+    NoHubError (69) when none came in time.
     """
     from sockcli.client.connect import retry_while_absent
-    from sockcli.runtime import list_records
+    from sockcli.runtime import activatable_events, list_records
 
     said: list[bool] = []
 
     def only_hub() -> str:
-        hubs = list_records(socket_dir)
-        if len(hubs) == 1:
-            return hubs[0].event_name
-        if not hubs:
+        running = [h.event_name for h in list_records(socket_dir)]
+        what = "hubs are running"
+        if not running:
+            running = activatable_events(socket_dir)
+            what = "socket-activated hubs wait for a first connection"
+        if len(running) == 1:
+            return running[0]
+        if not running:
             raise HubAbsentError("no hub is running")
-        names = ", ".join(h.event_name for h in hubs)
-        raise NoEventError(f"no EVENT given and {len(hubs)} hubs are running ({names}): name "
-                           f"one, or set {EVENT_ENVVAR}")
+        raise NoEventError(f"no EVENT given and {len(running)} {what} ({', '.join(running)}): "
+                           f"name one, or set {EVENT_ENVVAR}")
 
     def pause(seconds: float) -> bool:
         if on_wait is not None and not said:

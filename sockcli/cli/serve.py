@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from sockcli import sdnotify
 from sockcli.cli.errors import CliError, from_library
 from sockcli.cli.state import CliState
 from sockcli.exceptions import SocketError
@@ -34,6 +35,9 @@ __all__ = ["serve"]
               help="Refuse messages from clients (allow_client_send = false).")
 @click.option("--no-retain", is_flag=True,
               help="Keep no last message per type for 'listen --last' (retain = false).")
+@click.option("--no-fifo", is_flag=True,
+              help="Make no named pipe {event}.fifo for shells to publish to ([unix] fifo = "
+                   "false); a TCP hub has none anyway.")
 @click.option("--token-file", metavar="FILE", type=click.Path(dir_okay=False),
               help="Require TCP clients to prove they know the token in FILE (mode 0600; "
                    "implies --tcp) [default: $SOCKCLI_TOKEN, else the token_file setting, "
@@ -57,8 +61,9 @@ __all__ = ["serve"]
 @click.pass_obj
 def serve(state: CliState, event: str, tcp: bool, host: str | None, port: int | None,
           queue_size: int | None, max_connections: int | None, no_client_send: bool,
-          no_retain: bool, token_file: str | None, tls_cert: str | None, tls_key: str | None,
-          insecure: bool, exec_command: str | None, restart: str | None) -> None:
+          no_retain: bool, no_fifo: bool, token_file: str | None, tls_cert: str | None,
+          tls_key: str | None, insecure: bool, exec_command: str | None,
+          restart: str | None) -> None:
     """Run the hub for EVENT until SIGINT or SIGTERM.
 
     Clients find it by the event name. It relays every message a client sends to the other
@@ -85,6 +90,8 @@ def serve(state: CliState, event: str, tcp: bool, host: str | None, port: int | 
         overrides["allow_client_send"] = False
     if no_retain:
         overrides["retain"] = False
+    if no_fifo:
+        overrides["fifo"] = False
     if host is not None:
         overrides["host"] = host
     if port is not None:
@@ -120,6 +127,7 @@ def serve(state: CliState, event: str, tcp: bool, host: str | None, port: int | 
         def stop(signum: int, frame: Any) -> None:
             signalled.append(signum)
             if started:  # inside start(), stop() would wait for a loop not running yet
+                sdnotify.stopping()
                 hub.stop()
 
         # Handlers before start(): a signal in between must still stop the hub cleanly.
@@ -132,6 +140,7 @@ def serve(state: CliState, event: str, tcp: bool, host: str | None, port: int | 
     if signalled:  # stopped before it started serving: say nothing of serving
         hub.stop()
     else:
+        sdnotify.ready()  # a Type=notify unit (systemd) is started once clients can connect
         state.info(f"serving {event!r} on {hub.address} ({_describe(transport, hub)}); stop "
                    "with Ctrl-C")
         _start_producer(hub)

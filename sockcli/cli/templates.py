@@ -21,10 +21,10 @@ neither click, typing nor dataclasses. The click option type of a template is
 from __future__ import annotations
 
 import json
-import math
 
 from sockcli._lazy import lazy_attributes
 from sockcli.paths import MISSING, lookup
+from sockcli.strictjson import finite
 from sockcli.values import Value, set_field
 
 TYPE_CHECKING = False  # on get's path: no typing import
@@ -110,17 +110,6 @@ def compact_json(value: Any) -> str:
     values JSON has no form for as their text)."""
     return json.dumps(finite(value), ensure_ascii=False, allow_nan=False,
                       separators=(",", ":"), default=str)
-
-
-def finite(value: Any) -> Any:
-    """``value`` with every NaN and infinity replaced by None (JSON has no form for them)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [finite(v) for v in value]
-    return value
 
 
 def _text(value: Any, spec: str) -> str:

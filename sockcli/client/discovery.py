@@ -3,7 +3,9 @@
 ``sockcli send``/``listen`` only know an event name. :class:`LocalHubClient` reads the hub's
 record on every connection attempt, so a listener started before its hub, or one whose hub
 comes back on the other transport, still finds it; and a TCP hub's per-hub secret
-(:mod:`sockcli.hubsecret`), so that it proves it to a hub that made one.
+(:mod:`sockcli.hubsecret`), so that it proves it to a hub that made one. With no live record,
+a socket at ``{event}.sock`` is connected to: a socket-activated hub that has not started yet
+(systemd holds the socket, and starts the hub on that connection).
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ from typing import Any
 from sockcli.client.connect import open_tcp_socket, open_unix_socket
 from sockcli.client.threaded import HubAbsentError, HubClient
 from sockcli.hubsecret import read_secret
-from sockcli.runtime import HubRecord, check_socket_dir, list_records, read_record
+from sockcli.runtime import (
+    HubRecord,
+    check_socket_dir,
+    list_records,
+    read_record,
+    socket_exists,
+    socket_path,
+)
 from sockcli.types import SocketType
 
 __all__ = ["LocalHubClient", "find_hub", "running_hubs"]
@@ -41,18 +50,28 @@ class LocalHubClient(HubClient):
     def __init__(self, event_name: str, **kwargs: Any) -> None:
         super().__init__(event_name, **kwargs)
         self.record: HubRecord | None = None
+        #: The socket connected to without a record (socket activation), else None.
+        self._activation_path: Path | None = None
 
     @property
     def address(self) -> str:
         if self.record is not None:
             return self.record.address
+        if self._activation_path is not None:
+            return str(self._activation_path)
         return f"the record of {self.event_name!r} in {self.config.socket_dir}"
 
     def _open_socket(self, timeout: float) -> socket.socket:
-        record = find_hub(self.config.socket_dir, self.event_name)
+        socket_dir = self.config.socket_dir
+        record = find_hub(socket_dir, self.event_name)
         if record is None:
-            raise HubAbsentError(f"no hub is running for event {self.event_name!r}")
-        self.record = record
+            if not socket_exists(socket_dir, self.event_name):
+                raise HubAbsentError(f"no hub is running for event {self.event_name!r}")
+            # A refused connection is HubAbsentError too: retried as for a missing hub.
+            self.record, self._hub_secret = None, None
+            self._activation_path = socket_path(socket_dir, self.event_name)
+            return open_unix_socket(self._activation_path, timeout, self.event_name)
+        self.record, self._activation_path = record, None
         if record.transport is SocketType.TCP and record.port is not None:
             self._hub_secret = read_secret(self.config.socket_dir, self.event_name)
             self.tls_server_name = record.host or "127.0.0.1"

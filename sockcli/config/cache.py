@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["CachedSettings", "CachedSocket", "CachedTcp", "CachedUnix", "cache_file", "cache_key",
            "load_cached", "store_cached"]
 
-_FORMAT = 6  # bump when the settings gain keys: an older entry would lack them
+_FORMAT = 7  # bump when the settings gain keys: an older entry would lack them
 #: SOCKCLI_* variables that are not settings: they must not invalidate the cache.
 #: The message variables of ``listen --exec`` are among them: a command that runs ``sockcli
 #: send`` gets new values for each message, and must still find its settings cached.
@@ -178,6 +178,8 @@ class CachedUnix(_Section):
     max_connections: int
     socket_permissions: str
     auto_remove_socket: bool
+    fifo: bool
+    lines_socket: bool
     allowed_uids: tuple[int, ...]
     allowed_gids: tuple[int, ...]
 

@@ -146,6 +146,9 @@ class UnixSocketConfig(BaseModel):
     max_connections: Annotated[int, Field(ge=1, le=100_000)] = 1024
     socket_permissions: str = "0600"
     auto_remove_socket: bool = True
+    #: The hub's named pipe ({event}.fifo) and JSON-lines socket ({event}.lines.sock).
+    fifo: bool = True
+    lines_socket: bool = True
     #: Peers (SO_PEERCRED) admitted besides the hub's own uid and root.
     allowed_uids: tuple[Id, ...] = ()
     allowed_gids: tuple[Id, ...] = ()

@@ -14,7 +14,12 @@
 - :mod:`~sockcli.hub.replies`: what the hub answers to stats, ping and unknown frames.
 - :mod:`~sockcli.hub.descriptors`: the file descriptor limit, and refusing clients when it
   is reached.
-- :mod:`~sockcli.hub.connection`: one client connection as the loop holds it.
+- :mod:`~sockcli.hub.connection`: one client connection as the loop holds it;
+  :mod:`~sockcli.hub.conntable`: the loop's connections, their output and closing.
+- :mod:`~sockcli.hub.intake`: the shell entry points of a Unix hub, its FIFO
+  (:mod:`~sockcli.hub.fifo`) and the clients of its JSON-lines socket
+  (:mod:`~sockcli.hub.linesconn`), with :mod:`~sockcli.hub.rejects` for refused lines;
+  :mod:`~sockcli.hub.activation`: the sockets systemd passes (socket activation).
 - :mod:`~sockcli.hub.unix`, :mod:`~sockcli.hub.tcp`: what differs per transport (binding,
   cleaning up, peer credentials).
 - :mod:`~sockcli.hub.producer`: a hub's producer (``serve --exec``): restarts, backoff,

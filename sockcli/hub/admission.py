@@ -76,7 +76,7 @@ class Admission:
         """
         cfg = self._config
         conn.handshake = HubHandshake(
-            event_name=self.event_name, client_id=self._new_client_id, token=self.token,
+            event_name=self.event_name, client_id=self.new_client_id, token=self.token,
             allow_client_send=cfg.allow_client_send, max_frame_size=cfg.buffer_size,
             slow_consumer_timeout=cfg.slow_consumer_timeout)
         if self.tls_context is not None:
@@ -99,7 +99,8 @@ class Admission:
             return None
         return error
 
-    def _new_client_id(self) -> str:
+    def new_client_id(self) -> str:
+        """The next client id: c1, c2, ... (the JSON-lines clients draw from it too)."""
         self._next_id += 1
         return f"c{self._next_id}"
 

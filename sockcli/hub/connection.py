@@ -25,6 +25,9 @@ class ConnectionState(Enum):
 class Connection:
     """Hub-side state of one client. Owned by the hub's loop thread only."""
 
+    #: Whether this is a client of the JSON-lines socket (:mod:`sockcli.hub.linesconn`).
+    lines = False
+
     __slots__ = (
         "ack_seq",
         "close_deadline",
@@ -93,6 +96,12 @@ class Connection:
         """Whether this subscriber's filter lets ``message_type`` through."""
         info = self.info
         return info is not None and (info.types is None or message_type in info.types)
+
+    def render(self, frame: Any, codec: Codec) -> bytes:
+        """The bytes that carry ``frame`` (a :class:`~sockcli.protocol.frames.Frame`) to
+        this client: its MessagePack frame."""
+        data: bytes = codec.send(frame)
+        return data
 
     def enqueue(self, data: bytes | memoryview) -> None:
         self.out.append(data)

@@ -70,18 +70,21 @@ class SpareDescriptor:
         self.refused = 0
         #: When accepting starts again (time.monotonic()), 0.0 while it goes on.
         self.paused_until = 0.0
+        #: The listeners taken out of the selector meanwhile, with their selector data.
+        self._paused: list[tuple[socket.socket, object]] = []
         self.take()
 
     @property
     def paused(self) -> bool:
         return self.paused_until != 0.0
 
-    def resume(self, now: float, listener: socket.socket,
-               selector: selectors.BaseSelector) -> None:
+    def resume(self, now: float, selector: selectors.BaseSelector) -> None:
         """Accept again once the pause is over."""
         if self.paused_until and now >= self.paused_until:
             self.paused_until = 0.0
-            selector.register(listener, selectors.EVENT_READ, None)
+            for listener, data in self._paused:
+                selector.register(listener, selectors.EVENT_READ, data)
+            self._paused.clear()
 
     def take(self) -> bool:
         if self._fd is None:
@@ -97,17 +100,20 @@ class SpareDescriptor:
             self._fd = None
 
     def refuse_waiting(self, listener: socket.socket, refusal: bytes,
-                       selector: selectors.BaseSelector, limit: int = 128) -> int:
+                       selector: selectors.BaseSelector, limit: int = 128,
+                       data: object = None) -> int:
         """Out of descriptors: accept the clients waiting on ``listener`` with the spare one,
         write ``refusal`` (an encoded error frame) to each and close it; return how many.
         When not even one could be accepted, stop accepting briefly (``listener`` out of
-        ``selector``), so that it does not wake the loop in a busy loop."""
+        ``selector``; ``data``: its selector data, for :meth:`resume`), so that it does not
+        wake the loop in a busy loop."""
         self._say()
         count = self._refuse(listener, refusal, limit) if self._fd is not None or self.take() \
             else 0
-        if not count and not self.paused_until:
+        if not count and all(sock is not listener for sock, _ in self._paused):
             selector.unregister(listener)
-            self.paused_until = time.monotonic() + _ACCEPT_PAUSE
+            self._paused.append((listener, data))
+            self.paused_until = self.paused_until or time.monotonic() + _ACCEPT_PAUSE
         return count
 
     def _refuse(self, listener: socket.socket, refusal: bytes, limit: int) -> int:

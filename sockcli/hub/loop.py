@@ -30,8 +30,12 @@ from sockcli.exceptions import MessageError
 from sockcli.hub.admission import Admission, TlsOutcome
 from sockcli.hub.base import ClientInfo
 from sockcli.hub.connection import Connection, ConnectionState
+from sockcli.hub.conntable import ConnectionTable
 from sockcli.hub.descriptors import SpareDescriptor
+from sockcli.hub.fifo import HubFifo
 from sockcli.hub.flow import FlowControl
+from sockcli.hub.intake import LineIntake
+from sockcli.hub.linesconn import FIRST_LINE_WAIT, LinesConnection, error_frame_line
 from sockcli.hub.mailbox import Mailbox
 from sockcli.hub.replies import reply_to
 from sockcli.hub.router import HubStats, Router
@@ -48,10 +52,11 @@ log = logging.getLogger("sockcli.hub")
 
 _RECV_SIZE = 256 * 1024
 _ACCEPTS_PER_WAKE = 128
-_CLOSE_GRACE = 1.0  # seconds a dropped client gets to read why it is dropped
+#: The selector data of the JSON-lines listener (the MessagePack listener's is None).
+_LINES = "lines"
 
 
-class HubLoop:
+class HubLoop(ConnectionTable):
     """The selector loop of one hub, from :meth:`open` to :meth:`close_all`."""
 
     def __init__(self, *, event_name: str, config: Any, stats: HubStats, peer_info: PeerInfo,
@@ -67,14 +72,18 @@ class HubLoop:
                              drop=self._drop)
         self.admission: Admission | None = None  # given at open: transports set their parts
         self.listener: socket.socket | None = None
-        self.selector: selectors.BaseSelector | None = None
         #: What other threads give the loop, and the clients they may see.
         self.mailbox = Mailbox(self.event_name)
-        self._conns: dict[int, Connection] = {}
-        self._dirty: set[Connection] = set()
-        self._unsettled: set[Connection] = set()  # in handshake, closing or mid-frame: deadlines
+        super().__init__()
         self.flow = FlowControl(self.router, self._conns, pause=self._pause,
-                                consume=lambda conn: self._consume(conn, conn.codec.buffered))
+                                consume=self._resume_reading)
+        #: The FIFO and the lines clients' particulars (sockcli.hub.intake).
+        self.intake = LineIntake(event_name=event_name, router=self.router, stats=stats,
+                                 welcomed=self.mailbox.welcomed, drop=self._drop,
+                                 send_line=self._send_line)
+        self.lines_listener: socket.socket | None = None
+        self._fifo_read = False  # whether the FIFO is in the selector
+        self._fifo_more = False  # whether it had more than one turn's reads
         self._spare = SpareDescriptor(self.event_name)
         #: The thread running :meth:`run`, once it runs.
         self.ident: int | None = None
@@ -93,8 +102,10 @@ class HubLoop:
 
     # -- start-up and shut-down -----------------------------------------------------------
 
-    def open(self, listener: socket.socket, admission: Admission) -> None:
-        """Take the bound listening socket; the loop is ready to :meth:`run`."""
+    def open(self, listener: socket.socket, admission: Admission, *,
+             lines_listener: socket.socket | None = None, fifo: HubFifo | None = None) -> None:
+        """Take the bound listening sockets (MessagePack, JSON lines) and the FIFO; the loop
+        is ready to :meth:`run`."""
         listener.setblocking(False)
         self.admission = admission
         self.listener = listener
@@ -102,6 +113,13 @@ class HubLoop:
         self.selector = selectors.DefaultSelector()
         self.selector.register(listener, selectors.EVENT_READ, None)
         self.selector.register(wake_r, selectors.EVENT_READ, wake_r)
+        if lines_listener is not None:
+            lines_listener.setblocking(False)
+            self.lines_listener = lines_listener
+            self.selector.register(lines_listener, selectors.EVENT_READ, _LINES)
+        if fifo is not None:
+            self.intake.open_fifo(fifo)
+            self._read_fifo(True)
 
     def run(self, stopping: Callable[[], bool]) -> None:
         """Serve until ``stopping()`` is true after a wake-up; then the caller closes all."""
@@ -111,9 +129,13 @@ class HubLoop:
         while not stopping():
             for key, mask in sel.select(self._select_timeout()):
                 if key.data is None:
-                    self._accept()
+                    self._accept(self.listener)
                 elif key.data is self.mailbox.wake_r:
                     self.mailbox.drain_wake()
+                elif key.data is _LINES:
+                    self._accept(self.lines_listener, lines=True)
+                elif type(key.data) is HubFifo:
+                    self._fifo_more = self.intake.read_fifo()
                 else:
                     conn: Connection = key.data
                     if conn.tls is not None and not conn.closing:
@@ -131,21 +153,24 @@ class HubLoop:
     def close_all(self) -> None:
         """Tell every client the hub is stopping, close every socket."""
         self.mailbox.clear()
-        bye = self.codec.send(fr.ErrorFrame(code=fr.ErrorCode.SHUTTING_DOWN, fatal=True,
-                                            reason=f"hub {self.event_name!r} is stopping"))
+        self.intake.close()
+        bye = fr.ErrorFrame(code=fr.ErrorCode.SHUTTING_DOWN, fatal=True,
+                            reason=f"hub {self.event_name!r} is stopping")
         for conn in list(self._conns.values()):
             if not conn.closing:
-                conn.enqueue(bye)
+                conn.enqueue(conn.render(bye, self.codec))
             with contextlib.suppress(OSError):
                 conn.flush()
             self._close(conn)
         sel = self.selector
-        for sock in (self.listener, self.mailbox.wake_r):
+        self._read_fifo(False)
+        for sock in (self.listener, self.lines_listener, self.mailbox.wake_r):
             if sock is not None and sel is not None:
                 with contextlib.suppress(KeyError, ValueError):
                     sel.unregister(sock)
-        if self.listener is not None:
-            self.listener.close()
+        for sock in (self.listener, self.lines_listener):
+            if sock is not None:
+                sock.close()
         self.mailbox.close()
         if sel is not None:
             sel.close()
@@ -154,31 +179,48 @@ class HubLoop:
     # -- the loop ---------------------------------------------------------------------------
 
     def _select_timeout(self) -> float | None:
-        return 0.25 if self._unsettled or self.flow.timed or self._spare.paused else None
+        if self._fifo_more or self._dirty:
+            return 0.0  # the FIFO had more than one turn's reads; a timer queued output
+        return 0.25 if self._unsettled or self.flow.timed or self._spare.paused or \
+            self.intake.timed else None
+
+    def _read_fifo(self, on: bool) -> None:
+        """Read the FIFO (``on``) or not (publishers are held back: flow control)."""
+        fifo = self.intake.fifo
+        if fifo is None or self.selector is None or on == self._fifo_read:
+            return
+        self._fifo_read = on
+        if on:
+            self.selector.register(fifo.fd, selectors.EVENT_READ, fifo)
+        else:
+            self._fifo_more = False
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(fifo.fd)
 
     # -- flow control (sockcli.hub.flow) ---------------------------------------------------
 
     def _regulate(self) -> None:
         """Once per loop turn, after the writes: who is read (sockcli.hub.flow)."""
         self.flow.regulate()
+        self._read_fifo(not self.flow.holding)
+        if self._fifo_more and self._fifo_read:
+            self._fifo_more = self.intake.read_fifo()
         if self._dirty:  # a "latest" subscriber's messages, queued once it caught up
             self._flush_dirty()
 
-    def _pause(self, conn: Connection, paused: bool) -> None:
-        if conn.paused != paused:
-            conn.paused = paused
-            if not paused and conn.frame_deadline:  # its frame's time restarts with reading
-                conn.frame_deadline = time.monotonic() + self.config.frame_timeout
-            self._apply_interest(conn)
-
     def _expire(self) -> None:
         now = time.monotonic()
-        if self._spare.paused and self.listener is not None and self.selector is not None:
-            self._spare.resume(now, self.listener, self.selector)
+        if self._spare.paused and self.selector is not None:
+            self._spare.resume(now, self.selector)
         if self.flow.timed:
             self.flow.expire(now)
+        self.intake.expire(now)
         for conn in list(self._unsettled):
-            if conn.state is ConnectionState.HANDSHAKE and now >= conn.handshake_deadline:
+            if type(conn) is LinesConnection and conn.first_line and not conn.closing and \
+                    now >= conn.handshake_deadline:  # said nothing: it gets everything
+                self.intake.settle(conn, None)
+                self._unsettled.discard(conn)
+            elif conn.state is ConnectionState.HANDSHAKE and now >= conn.handshake_deadline:
                 assert self.admission is not None
                 self._drop(conn, self.admission.expired(conn))
             elif conn.state is ConnectionState.CLOSING and now >= conn.close_deadline:
@@ -192,25 +234,27 @@ class HubLoop:
                            f"({self.config.frame_timeout:g} s): {conn.codec.buffered} bytes "
                            "of an unfinished frame held"))
 
-    def _accept(self) -> None:
-        assert self.listener is not None and self.selector is not None
+    def _accept(self, listener: socket.socket | None, lines: bool = False) -> None:
+        assert listener is not None and self.selector is not None
         admission = self.admission
         assert admission is not None
         for _ in range(_ACCEPTS_PER_WAKE):
             try:
-                sock, addr = self.listener.accept()
+                sock, addr = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:  # keep serving who is already here
                 if exc.errno in (errno.EMFILE, errno.ENFILE):
-                    self._out_of_descriptors()
+                    self._out_of_descriptors(listener, lines)
                 else:
                     log.warning("hub %s cannot accept: %s", self.event_name, exc)
                 return
             sock.setblocking(False)
             peer, creds = self._peer_info(sock, addr)
-            conn = Connection(sock, peer, Codec(max_frame_size=self.config.buffer_size),
-                              self.config.handshake_timeout)
+            conn = LinesConnection(sock, peer, self.codec, max_line_bytes=self.config.buffer_size,
+                                   first_line_wait=FIRST_LINE_WAIT) if lines else \
+                Connection(sock, peer, Codec(max_frame_size=self.config.buffer_size),
+                           self.config.handshake_timeout)
             conn.info = ClientInfo(client_id="", name=None, subscribed=False, types=None,
                                    connected_ms=conn.connected_ms, peer=peer, **creds)
             self._conns[conn.fd] = conn
@@ -221,15 +265,19 @@ class HubLoop:
             refusal = admission.accept(conn, live)
             if refusal is not None:
                 self._drop(conn, refusal)
+            elif type(conn) is LinesConnection:
+                self.intake.accepted(conn, admission.new_client_id())
+                self._pause(conn, self.flow.holds(conn))
 
-    def _out_of_descriptors(self) -> None:
+    def _out_of_descriptors(self, listener: socket.socket, lines: bool) -> None:
         """Every descriptor is in use: refuse the waiting clients (sockcli.hub.descriptors)."""
-        assert self.listener is not None and self.selector is not None
-        refusal = self.codec.send(fr.ErrorFrame(
+        assert self.selector is not None
+        error = fr.ErrorFrame(
             code=fr.ErrorCode.MAX_CONNECTIONS, fatal=True,
-            reason=f"hub {self.event_name!r} is out of file descriptors; try again later"))
+            reason=f"hub {self.event_name!r} is out of file descriptors; try again later")
+        refusal = error_frame_line(error) if lines else self.codec.send(error)
         self.stats.refused_connections += self._spare.refuse_waiting(
-            self.listener, refusal, self.selector)
+            listener, refusal, self.selector, data=_LINES if lines else None)
 
     def _tls_event(self, conn: Connection) -> None:
         """One step of a connection's TLS handshake (sockcli.hub.admission)."""
@@ -282,6 +330,9 @@ class HubLoop:
             if not data:
                 self._close(conn)
             return  # discard: we are only waiting for the peer to read our last words
+        if type(conn) is LinesConnection:
+            self._read_lines(conn, data)
+            return
         fed = conn.codec.buffered + len(data)  # for the frame deadline: did a frame end?
         conn.codec.receive_data(data)
         self._consume(conn, fed)
@@ -326,6 +377,22 @@ class HubLoop:
         if conn.frame_deadline or conn.codec.buffered:
             self._track_partial_frame(conn, fed)
 
+    def _read_lines(self, conn: LinesConnection, data: bytes) -> None:
+        """What a lines client wrote (sockcli.hub.intake); it ended its output: close it."""
+        if not self.intake.read(conn, data):
+            self._close(conn)
+            return
+        if not conn.first_line and not conn.closing:
+            self._unsettled.discard(conn)
+        if conn.out_size > self.router.send_buffer_limit and not conn.closing:
+            self.flow.choke(conn)  # it does not read what the hub says about its lines
+
+    def _resume_reading(self, conn: Connection) -> None:
+        """Flow control reads ``conn`` again: handle the frames its codec kept meanwhile (a
+        lines client keeps nothing: what it wrote waits in the kernel)."""
+        if type(conn) is not LinesConnection:
+            self._consume(conn, conn.codec.buffered)
+
     def _track_partial_frame(self, conn: Connection, fed: int) -> None:
         """Keep the deadline of the incomplete frame ``conn`` holds (Connection.partial)."""
         if conn.closing or self._conns.get(conn.fd) is not conn:
@@ -369,84 +436,4 @@ class HubLoop:
         for frame, message_type, client_id, wire in self.mailbox.take():
             if wire is not None and client_id is None:
                 self.router.keep(message_type, wire)
-            self.router.from_hub(frame, message_type, client_id)
-
-    # -- writing and closing --------------------------------------------------------------
-
-    def _write(self, conn: Connection, frame: fr.Frame) -> None:
-        conn.enqueue(self.codec.send(frame))
-        self._mark_dirty(conn)
-
-    def _mark_dirty(self, conn: Connection) -> None:
-        self._dirty.add(conn)
-
-    def _flush_dirty(self) -> None:
-        dirty, self._dirty = self._dirty, set()
-        for conn in dirty:
-            if conn.fd not in self._conns:
-                continue
-            try:
-                done = conn.flush()
-            except OSError:
-                self._close(conn)
-                continue
-            if done and conn.state is ConnectionState.CLOSING:
-                with contextlib.suppress(OSError):
-                    conn.sock.shutdown(socket.SHUT_WR)
-            self._set_write_interest(conn, not done)
-
-    def _set_write_interest(self, conn: Connection, want: bool) -> None:
-        if conn.want_write == want or self.selector is None:
-            return
-        conn.want_write = want
-        self._apply_interest(conn)
-
-    def _apply_interest(self, conn: Connection) -> None:
-        """Register what the loop waits for on ``conn``: reading unless it is paused (flow
-        control), writing while output waits; neither: not registered at all."""
-        sel = self.selector
-        if sel is None or conn.fd not in self._conns:
-            return
-        events = (0 if conn.paused else selectors.EVENT_READ) | \
-            (selectors.EVENT_WRITE if conn.want_write else 0)
-        try:
-            registered = sel.get_key(conn.sock).events
-        except KeyError:
-            if events:
-                sel.register(conn.sock, events, conn)
-            return
-        if not events:
-            sel.unregister(conn.sock)
-        elif events != registered:
-            sel.modify(conn.sock, events, conn)
-
-    def _drop(self, conn: Connection, error: fr.ErrorFrame) -> None:
-        """Tell the client why, then close once it has read that (or after a grace period)."""
-        if conn.state is ConnectionState.CLOSING:
-            return
-        if conn.tls is not None and conn.tls.wrapped:  # mid TLS handshake: writing would spin
-            self._close(conn)                          # on OpenSSL's "want read"; it reads none
-            return
-        self._forget(conn)
-        conn.state = ConnectionState.CLOSING
-        self._pause(conn, False)  # it must be read to see it close
-        self._unsettled.add(conn)
-        conn.close_deadline = time.monotonic() + _CLOSE_GRACE
-        conn.ack_seq = None
-        self._write(conn, error)
-
-    def _forget(self, conn: Connection) -> None:
-        if conn.info is not None and conn.info.client_id:
-            self.router.remove(conn)
-            self.mailbox.left(conn.info.client_id)
-
-    def _close(self, conn: Connection) -> None:
-        if self._conns.pop(conn.fd, None) is None:
-            return
-        self._forget(conn)
-        self._dirty.discard(conn)
-        self._unsettled.discard(conn)
-        if self.selector is not None:
-            with contextlib.suppress(KeyError, ValueError):
-                self.selector.unregister(conn.sock)
-        conn.sock.close()
+            self.router.from_hub(frame, message_type, client_id, wire)

@@ -34,6 +34,7 @@ from typing import Any
 from sockcli.exceptions import MessageError, SocketError, ValidationError
 from sockcli.hub.child import ProducerChild
 from sockcli.hub.reaper import Watchdog
+from sockcli.hub.rejects import RejectLog
 from sockcli.kinds import MessageType
 from sockcli.lines import Line, Rejected
 
@@ -42,8 +43,6 @@ __all__ = ["RESTART_POLICIES", "Backoff", "Producer", "describe_status"]
 log = logging.getLogger("sockcli.hub")
 
 RESTART_POLICIES = ("never", "on-failure", "always")
-#: Refused lines: one log line at most this often (seconds), with the count since the last.
-REJECT_LOG_INTERVAL = 5.0
 #: The status of a CMD that ``sh`` could not even run.
 _NOT_STARTED = 127
 
@@ -76,39 +75,6 @@ def describe_status(returncode: int) -> str:
         return f"killed by signal {-returncode}"
 
 
-class _RejectLog:
-    """Counts refused lines and logs them: the first at once, then a summary at most every
-    :data:`REJECT_LOG_INTERVAL` seconds (at :meth:`due` time, even when no line follows)."""
-
-    def __init__(self) -> None:
-        self._last_log = -REJECT_LOG_INTERVAL
-        self._held = 0
-        self._last: Rejected | None = None
-
-    def note(self, rejected: Rejected) -> None:
-        self._held += 1
-        self._last = rejected
-        self.tick()
-
-    def due(self) -> float | None:
-        return self._last_log + REJECT_LOG_INTERVAL if self._held else None
-
-    def tick(self, *, final: bool = False) -> None:
-        """Log what is held if the interval has passed (``final``: in any case)."""
-        now = time.monotonic()
-        if not self._held or (now < self._last_log + REJECT_LOG_INTERVAL and not final):
-            return
-        last = self._last
-        assert last is not None
-        if self._held == 1:
-            log.warning("producer line %d rejected: %s: %r", last.number, last.reason,
-                        last.text)
-        else:
-            log.warning("producer: %d more lines rejected; the last, line %d: %s: %r",
-                        self._held, last.number, last.reason, last.text)
-        self._held, self._last_log = 0, now
-
-
 class Producer:
     """Runs ``command`` with ``sh -c`` until :meth:`stop`, restarting it by ``restart``, and
     gives ``emit(message_type, data)`` every message its lines hold.
@@ -133,7 +99,7 @@ class Producer:
         self._emit = emit
         self._env = dict(os.environ if env is None else env)
         self._watchdog = Watchdog(grace=grace)
-        self._rejects = _RejectLog()
+        self._rejects = RejectLog("producer")
         self._stopping = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
         self._fd_lock = threading.Lock()  # a closed descriptor's number may be reused

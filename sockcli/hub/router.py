@@ -33,10 +33,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sockcli.exceptions import MessageError
-from sockcli.hub.base import MessageHandler
+from sockcli.hub.base import ClientInfo, MessageHandler
 from sockcli.hub.connection import Connection
+from sockcli.hub.linesconn import message_line
 from sockcli.protocol import frames as fr
 from sockcli.protocol.codec import MsgpackCodec
+from sockcli.timestamps import format_timestamp, now_ms
 from sockcli.types import MessageType, SocketMessage
 
 __all__ = ["HubStats", "Router"]
@@ -98,28 +100,43 @@ class Router:
         self._drop = drop
         self._by_id: dict[str, Connection] = {}
         self._subs: list[Connection] | None = None  # subscribers, cached between changes
+        self._stamp = (0, "")  # the last timestamp of a published line, and its ISO text
 
     # -- who is connected -----------------------------------------------------------------
 
-    def add(self, conn: Connection, last: bool = False, peek: bool = False) -> None:
-        """A client was welcomed. A new subscriber that asked for the ``last`` values gets
-        the retained message of each type it accepts (oldest first, marked retained), then the
-        queued messages it accepts. A pure sender that asked to ``peek`` gets the retained
-        messages only: never a queued one, which is the first subscriber's."""
+    def add(self, conn: Connection, last: bool = False, peek: bool = False, *,
+            replay: bool = True) -> None:
+        """A client was welcomed; with ``replay``, hand it what :meth:`replay` says."""
         assert conn.info is not None
         self._by_id[conn.info.client_id] = conn
         self._subs = None
+        if replay:
+            self.replay(conn, last, peek)
+
+    def replay(self, conn: Connection, last: bool = False, peek: bool = False) -> None:
+        """A new subscriber that asked for the ``last`` values gets the retained message of
+        each type it accepts (oldest first, marked retained), then the queued messages it
+        accepts. A pure sender that asked to ``peek`` gets the retained messages only: never
+        a queued one, which is the first subscriber's."""
+        assert conn.info is not None
         if ((conn.info.subscribed and last) or peek) and self.retained:
             # A retained message that nobody took is in the queue too: a subscriber gets it
             # from there, once (the first bar started after its producer saw it twice).
             queued = {item.frame for item in self.queue} if conn.info.subscribed else set()
             for message_type, wire in self.retained.items():
                 if conn.accepts(message_type) and self._codec.pack_map(wire) not in queued:
-                    conn.enqueue(self._codec.pack_map({**wire, "retained": True}))
+                    marked = {**wire, "retained": True}
+                    conn.enqueue(message_line(marked) if conn.lines else
+                                 self._codec.pack_map(marked))
                     self.stats.delivered += 1
             self._mark_dirty(conn)
         if conn.info.subscribed and self.queue:
             self._replay_queue(conn)
+
+    def changed(self, conn: Connection) -> None:
+        """``conn``'s ClientInfo was replaced (a lines client's first line): who subscribes
+        may have changed."""
+        self._subs = None
 
     def keep(self, message_type: MessageType, wire: dict[str, Any]) -> None:
         """Retain ``wire`` as the last message of its type (the newest moves to the end)."""
@@ -189,17 +206,48 @@ class Router:
             self.keep(message_type, wire)
         if message is not None:
             assert conn.info is not None
-            for handler in self.handlers:
-                try:
-                    handler(message, conn.info)
-                except Exception:
-                    log.exception("message handler %r failed", handler)
+            self._call_handlers(message, conn.info)
         if to is not None:
             for target in self.subscribers(exclude=conn):
                 if target.info is not None and target.info.name == to:
-                    self.deliver(target, data, message_type)
+                    self.deliver(target, self._line(data, wire) if target.lines else data,
+                                 message_type)
         else:
-            self.broadcast(data, message_type, exclude=conn)
+            self.broadcast(data, message_type, exclude=conn, wire=wire)
+
+    def _call_handlers(self, message: SocketMessage, info: ClientInfo) -> None:
+        for handler in self.handlers:
+            try:
+                handler(message, info)
+            except Exception:
+                log.exception("message handler %r failed", handler)
+
+    def publish(self, message_type: MessageType, data: dict[str, Any],
+                source: Connection | None, info: ClientInfo) -> tuple[str, str] | None:
+        """A message of one line (the FIFO; a lines client, ``source``, which does not get
+        it back), stamped now and relayed as a client's message would be; (code, reason)
+        when it is refused. ``info`` is who the handlers are told sent it."""
+        if not self.allow_client_send:
+            self.stats.rejected += 1
+            return (fr.ErrorCode.SEND_NOT_ALLOWED,
+                    f"hub {self.event_name!r} does not accept messages from clients")
+        stamp = now_ms()
+        if stamp != self._stamp[0]:  # formatting the ISO text is most of a stamp's cost
+            self._stamp = (stamp, format_timestamp(stamp))
+        wire = {"kind": "message", "event_name": self.event_name, "timestamp_ms": stamp,
+                "timestamp_iso": self._stamp[1], "message_type": message_type.value,
+                "data": data}
+        try:
+            frame = self._codec.pack_map(wire)
+        except MessageError as exc:
+            self.stats.rejected += 1
+            return (exc.code, f"cannot relay: {exc}")
+        self.stats.received += 1
+        self.keep(message_type, wire)
+        if self.handlers:
+            self._call_handlers(fr.message_from_map(wire), info)
+        self.broadcast(frame, message_type, exclude=source, wire=wire)
+        return None
 
     def _retain(self, conn: Connection, wire: dict[str, Any], message_type: MessageType,
                 retain: str, seq: int | None) -> None:
@@ -258,21 +306,33 @@ class Router:
 
     # -- delivery -------------------------------------------------------------------------
 
-    def from_hub(self, frame: bytes, message_type: MessageType, client_id: str | None) -> None:
+    def from_hub(self, frame: bytes, message_type: MessageType, client_id: str | None,
+                 wire: dict[str, Any] | None = None) -> None:
         """A message the hub's owner sent (:meth:`HubServer.send`), already encoded."""
         if client_id is None:
-            self.broadcast(frame, message_type)
+            self.broadcast(frame, message_type, wire=wire)
         else:
             conn = self._by_id.get(client_id)
             if conn is not None and conn.subscribed:
-                self.deliver(conn, frame, message_type)
+                self.deliver(conn, self._line(frame, wire) if conn.lines else frame,
+                             message_type)
 
     def broadcast(self, data: bytes, message_type: MessageType,
-                  exclude: Connection | None = None) -> None:
+                  exclude: Connection | None = None, wire: dict[str, Any] | None = None,
+                  ) -> None:
+        """Deliver one encoded message to every subscriber that accepts its type; the
+        clients of the JSON-lines socket get its line, made once (from ``wire``, its map,
+        when the caller has it)."""
         delivered = False
+        line = None
         for conn in self.subscribers(exclude):
             if conn.accepts(message_type):
-                self.deliver(conn, data, message_type)
+                if conn.lines:
+                    if line is None:
+                        line = self._line(data, wire)
+                    self.deliver(conn, line, message_type)
+                else:
+                    self.deliver(conn, data, message_type)
                 delivered = True
         if not delivered:  # nobody connected takes this type: keep it for who comes next
             self._enqueue(data, message_type)
@@ -291,15 +351,24 @@ class Router:
         kept: deque[_Queued] = deque()
         for item in self.queue:
             if conn.accepts(item.message_type):
-                conn.enqueue(item.frame)
+                conn.enqueue(self._line(item.frame, None) if conn.lines else item.frame)
                 self.stats.delivered += 1
             else:
                 kept.append(item)
         self.queue = kept
         self._mark_dirty(conn)
 
+    def _line(self, frame: bytes, wire: dict[str, Any] | None) -> bytes:
+        """The JSON line of an encoded message, for the clients of the lines socket."""
+        return message_line(wire if wire is not None else self._codec.unpack_frame(frame))
+
     def deliver(self, conn: Connection, data: bytes, message_type: MessageType) -> None:
-        """Add one encoded message to a subscriber's buffer, by the rules of flow control."""
+        """Add one encoded message (a lines client: its line) to a subscriber's buffer, by
+        the rules of flow control; a lines client that has not said what it wants yet holds
+        it (:mod:`sockcli.hub.linesconn`)."""
+        if conn.lines and conn.hold(data, message_type):  # type: ignore[attr-defined]
+            self.stats.delivered += 1
+            return
         if conn.latest is not None or (
                 conn.out_size and conn.out_size + len(data) > self.send_buffer_limit):
             mode = conn.slow

@@ -29,6 +29,7 @@ from sockcli.types import SocketMessage, SocketType, validate_event_name
 
 if TYPE_CHECKING:
     from sockcli.config.views import SettingsView
+    from sockcli.hub.fifo import HubFifo
     from sockcli.hub.producer import Producer
 
 __all__ = ["HubServer"]
@@ -91,6 +92,9 @@ class HubServer(SocketServer):
     _per_hub_secret = False
     #: The ssl.SSLContext that wraps accepted connections (TCP with tls_cert); None: no TLS.
     _tls_context: Any = None
+    #: The JSON-lines listening socket and the FIFO that :meth:`_bind` made (Unix), if any.
+    _lines_listener: socket.socket | None = None
+    _fifo: HubFifo | None = None
 
     # -- SocketServer ---------------------------------------------------------------------
 
@@ -162,7 +166,14 @@ class HubServer(SocketServer):
             # The types of the retained messages (listen --last), oldest first.
             "retained": [t.value for t in list(self._loop.router.retained)],
             **self._producer_figures(s.rejected),
+            **self._fifo_figures(),
         }
+
+    def _fifo_figures(self) -> dict[str, Any]:
+        """With a FIFO: its path and what came through it (``fifo``: path, messages,
+        rejected; its refused lines are in ``rejected`` already)."""
+        figures = self._loop.intake.fifo_figures()
+        return {} if figures is None else {"fifo": figures}
 
     def _producer_figures(self, rejected: int) -> dict[str, Any]:
         """With a producer: its figures, and its refused lines counted as rejected too."""
@@ -239,7 +250,8 @@ class HubServer(SocketServer):
                 event_name=self._event_name, config=self.config,
                 max_connections=connection_capacity(self.max_connections, self._event_name),
                 peer_refusal=self._peer_refusal,
-                stats=self._stats, token=self._token, tls_context=self._tls_context))
+                stats=self._stats, token=self._token, tls_context=self._tls_context),
+                lines_listener=self._lines_listener, fifo=self._fifo)
         except BaseException:  # what _bind left (a socket file, a secret) must not stay
             listener.close()
             self._cleanup_address()

@@ -141,6 +141,11 @@ class MsgpackCodec(FrameCodec):
         del buf[:end]  # O(1): CPython's bytearray moves its start, not its bytes
         return m
 
+    def unpack_frame(self, frame: bytes) -> Any:
+        """The map of one whole frame (as :meth:`pack_map` made it), for a consumer that needs
+        the message again in another form (the hub's JSON-lines clients)."""
+        return self._unpack(memoryview(frame)[HEADER_SIZE:])
+
     def _starved(self) -> Sentinel:
         if not self._eof:
             return NEED_DATA

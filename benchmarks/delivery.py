@@ -1,0 +1,106 @@
+"""What the FIFO and lines-socket benchmarks (fifo.py, lines_socket.py) check and watch: that a
+listener's output file holds every message, in order and nothing else; when each process
+ended and what CPU it used; and a bounded wait that fails at once, with the logs, when a
+listener exits or is dropped, or the output stops growing.
+
+Processes are reaped by polling ``os.wait4(pid, WNOHANG)`` every millisecond from the harness's
+own thread (no waiter threads racing :meth:`Sandbox.stop`): an exit time is known to about a
+millisecond, against runs of half a second and more.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+#: How often the harness looks at its children and at the output file, in seconds.
+POLL = 0.001
+
+
+def reaped(proc: subprocess.Popen[Any]) -> tuple[float, float] | None:
+    """(time.perf_counter() now, CPU seconds user + system) if ``proc`` has exited (it is
+    then reaped, its returncode set), else None. The CPU time includes the children it
+    waited for: a shell's pipeline counts whole."""
+    if proc.returncode is not None:
+        raise RuntimeError(f"{proc.args!r} was already reaped")
+    pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+    if pid == 0:
+        return None
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return time.perf_counter(), usage.ru_utime + usage.ru_stime
+
+
+def wait_all(procs: dict[str, subprocess.Popen[Any]], timeout: float,
+             failure: Callable[[str], str]) -> dict[str, tuple[float, float]]:
+    """Reap every process of ``procs`` (name -> process): {name: (ended, cpu_s)}. Raises
+    RuntimeError, with ``failure(what)`` as its text, after ``timeout`` seconds."""
+    done: dict[str, tuple[float, float]] = {}
+    deadline = time.monotonic() + timeout
+    while len(done) < len(procs):
+        for name, proc in procs.items():
+            if name not in done and (ended := reaped(proc)) is not None:
+                done[name] = ended
+        if len(done) < len(procs):
+            if time.monotonic() > deadline:
+                late = ", ".join(n for n in procs if n not in done)
+                raise RuntimeError(failure(f"{late} still running after {timeout:g} s"))
+            time.sleep(POLL)
+    return done
+
+
+class Follower:
+    """Reads a file a listener writes to, as it grows, counting its lines from ``offset``."""
+
+    def __init__(self, path: Path, offset: int = 0) -> None:
+        self.path = path
+        self.offset = offset
+        self.lines = 0
+        self._fd = os.open(path, os.O_RDONLY)
+        os.lseek(self._fd, offset, os.SEEK_SET)
+
+    def poll(self) -> bool:
+        """Count what was written since the last call; True if anything was."""
+        grew = False
+        while chunk := os.read(self._fd, 1 << 20):
+            self.lines += chunk.count(b"\n")
+            grew = True
+        return grew
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def check_sequence(path: Path, count: int, *, event: str | None, offset: int = 0) -> None:
+    """The file holds exactly ``count`` lines from ``offset``, the k-th carrying
+    ``{"i": k}``: bare (``event`` None: what a shell wrote) or as the record ``sockcli listen
+    --json`` prints, of a data message of ``event``. RuntimeError saying the first line that
+    is wrong, or what is missing."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        lines = f.read().splitlines()
+    for k, raw in enumerate(lines, 1):
+        if k > count:
+            raise RuntimeError(f"{path.name}: {len(lines)} lines where {count} were sent; "
+                               f"line {k}: {raw[:200]!r}")
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            raise RuntimeError(f"{path.name}: line {k} is not JSON: {raw[:200]!r}") from None
+        if event is None:
+            data = record
+        else:
+            if not isinstance(record, dict) or record.get("event_name") != event or \
+                    record.get("message_type") != "data":
+                raise RuntimeError(f"{path.name}: line {k} is not a data message of {event}: "
+                                   f"{raw[:200]!r}")
+            data = record.get("data")
+        if data != {"i": k}:
+            raise RuntimeError(f"{path.name}: line {k} carries {data!r}, not {{'i': {k}}} "
+                               "(lost, duplicated or out of order)")
+    if len(lines) != count:
+        raise RuntimeError(f"{path.name}: {len(lines)} of {count} messages arrived (in order)")
