@@ -96,7 +96,7 @@ def parse_first_line(text: str) -> Subscription | None:
     text = text.strip(" \t\r")
     if not text.startswith("#"):
         return None
-    verb, *parts = text[1:].split()
+    verb, *parts = text[1:].split() or [""]  # "#" alone: an unknown first line too
     if verb == "publish" and not parts:
         return Subscription(subscribe=False)
     if verb != "subscribe":
@@ -148,7 +148,7 @@ class LinesConnection(Connection):
 
     lines = True
 
-    __slots__ = ("first_line", "held", "reader", "start")
+    __slots__ = ("first_line", "held", "held_bytes", "reader", "start")
 
     def __init__(self, sock: socket.socket, peer: str, codec: Codec, *,
                  max_line_bytes: int, first_line_wait: float) -> None:
@@ -161,6 +161,7 @@ class LinesConnection(Connection):
         #: What was delivered while the hub waited for the first line: (line, type) pairs,
         #: sent once the subscription is known; None once it is.
         self.held: list[tuple[bytes, MessageType]] | None = []
+        self.held_bytes = 0
 
     def render(self, frame: fr.Frame, codec: Codec) -> bytes:
         """The line the hub sends for ``frame``: only errors go to a lines client."""
@@ -172,12 +173,22 @@ class LinesConnection(Connection):
         """The line that refuses one of the client's lines (``line``: its number)."""
         return (_dumps({"error": code, "reason": reason, "line": line}) + "\n").encode()
 
-    def hold(self, data: bytes, message_type: MessageType) -> bool:
-        """Keep a message delivered before the subscription is known; False once it is."""
-        if self.held is None:
+    def hold(self, data: bytes, message_type: MessageType, limit: int) -> bool:
+        """Keep a message delivered before the subscription is known; False once it is, or
+        when more than ``limit`` bytes would be held: then what was held is in the output
+        buffer already, in order, and flow control takes it from there (a client that says
+        nothing and reads nothing must not hold more than any subscriber may)."""
+        held = self.held
+        if held is None:
             return False
-        self.held.append((data, message_type))
-        return True
+        if self.held_bytes + len(data) <= limit:
+            held.append((data, message_type))
+            self.held_bytes += len(data)
+            return True
+        self.held = None  # its first line may still choose types, from then on
+        for line, _ in held:
+            self.enqueue(line)
+        return False
 
     def discard_pending(self) -> int:
         """Drop the output that waits but the rest of a line the kernel took part of; return

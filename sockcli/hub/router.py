@@ -130,7 +130,7 @@ class Router:
                                  self._codec.pack_map(marked))
                     self.stats.delivered += 1
             self._mark_dirty(conn)
-        if conn.info.subscribed and self.queue:
+        if conn.info.subscribed and self.queue and not conn.tap:
             self._replay_queue(conn)
 
     def changed(self, conn: Connection) -> None:
@@ -333,7 +333,7 @@ class Router:
                     self.deliver(conn, line, message_type)
                 else:
                     self.deliver(conn, data, message_type)
-                delivered = True
+                delivered = delivered or not conn.tap
         if not delivered:  # nobody connected takes this type: keep it for who comes next
             self._enqueue(data, message_type)
 
@@ -366,7 +366,8 @@ class Router:
         """Add one encoded message (a lines client: its line) to a subscriber's buffer, by
         the rules of flow control; a lines client that has not said what it wants yet holds
         it (:mod:`sockcli.hub.linesconn`)."""
-        if conn.lines and conn.hold(data, message_type):  # type: ignore[attr-defined]
+        if conn.lines and conn.hold(  # type: ignore[attr-defined]
+                data, message_type, self.send_buffer_limit):
             self.stats.delivered += 1
             return
         if conn.latest is not None or (
