@@ -67,7 +67,7 @@ class HubClient(SocketClient):
                  auto_reconnect: bool | None = None, settings: SettingsView | None = None,
                  config_file: str | os.PathLike[str] | None = None,
                  token: bytes | str | None = None, slow: str | None = None,
-                 last: bool = False, **overrides: Any) -> None:
+                 last: bool = False, tap: bool = False, **overrides: Any) -> None:
         from sockcli.config.loader import settings_for
 
         self._event_name = validate_event_name(event_name)
@@ -89,6 +89,10 @@ class HubClient(SocketClient):
         self.slow = slow
         #: Ask for the hub's retained messages (the last of each type) first, on every connect.
         self.last = last
+        #: A tap (a bridge): it gets every message relayed, but leaves the hub's queue to the
+        #: first other subscriber (protocol.md, hello ``tap``); a hub without the feature
+        #: treats it as a plain subscriber.
+        self.tap = tap
         self.auto_reconnect = (self.config.auto_reconnect if auto_reconnect is None
                                else auto_reconnect)
         self.client_id: str | None = None
@@ -305,7 +309,7 @@ class HubClient(SocketClient):
         token = (self._hub_secret or self._token) if tcp else None
         shake = ClientHandshake(subscribe=self.subscribe, types=self.types, name=self.name,
                                 token=token, hub_name=self._event_name, slow=self.slow,
-                                last=self.last)
+                                last=self.last, tap=self.tap)
         codec = Codec(max_frame_size=self.config.buffer_size)
         sock, self.welcome = start_session(
             sock, codec, shake, max(0.001, min(deadline - time.monotonic(),

@@ -47,6 +47,7 @@ class Connection:
         "slow",
         "sock",
         "state",
+        "tap",
         "tls",
         "want_write",
     )
@@ -82,6 +83,9 @@ class Connection:
         self.progress_at = 0.0
         #: Whether the hub has stopped reading from this connection (flow control).
         self.paused = False
+        #: A tap (hello ``tap``: a bridge): it gets what is relayed, but takes nothing from
+        #: the queue, and a message only it took is queued all the same.
+        self.tap = False
 
     @property
     def subscribed(self) -> bool:

@@ -60,8 +60,9 @@ __all__ = [
 #: The major protocol version; it changes only when an older peer could misread a newer one.
 PROTOCOL_VERSION = 1
 #: What this implementation's hub offers, announced in the welcome frame ("retain": it takes
-#: a message's ``retain`` key; "peek": it honours a hello's ``peek``).
-FEATURES = ("ack", "stats", "ping", "unicast", "slow", "retain", "peek")
+#: a message's ``retain`` key; "peek": it honours a hello's ``peek``; "tap": a hello's
+#: ``tap``).
+FEATURES = ("ack", "stats", "ping", "unicast", "slow", "retain", "peek", "tap")
 #: The values of a hello's ``slow``: what the hub does while a subscriber is behind.
 SLOW_MODES = ("wait", "latest", "drop")
 #: The values of a message's ``retain``: set the retained message of its type without relaying
@@ -86,11 +87,13 @@ class Hello(_Frame):
     ``auth`` lists the authentication methods the client speaks (it has a token); ``slow``
     says what the hub does while this subscriber is behind (:data:`SLOW_MODES`; None: the
     hub's default, "wait"); ``last`` asks a subscriber's retained messages first, ``peek`` a
-    pure sender's (once, then nothing: ``sockcli get``); ``extra`` keeps the keys this version
-    does not know, so that they survive a round trip.
+    pure sender's (once, then nothing: ``sockcli get``); ``tap`` makes a subscriber a tap (a
+    bridge): it gets every message relayed, but the queue is kept for the first other
+    subscriber and never replayed to it; ``extra`` keeps the keys this version does not know,
+    so that they survive a round trip.
     """
 
-    __slots__ = ("auth", "extra", "last", "name", "peek", "slow", "subscribe", "types",
+    __slots__ = ("auth", "extra", "last", "name", "peek", "slow", "subscribe", "tap", "types",
                  "version")
     kind = "hello"
     version: int
@@ -101,12 +104,13 @@ class Hello(_Frame):
     slow: str | None
     last: bool
     peek: bool
+    tap: bool
     extra: Mapping[str, Any]
 
     def __init__(self, *, version: int = PROTOCOL_VERSION, subscribe: bool = False,
                  types: frozenset[MessageType] | None = None, name: str | None = None,
                  auth: tuple[str, ...] | None = None, slow: str | None = None,
-                 last: bool = False, peek: bool = False,
+                 last: bool = False, peek: bool = False, tap: bool = False,
                  extra: Mapping[str, Any] | None = None) -> None:
         _set(self, "version", version)
         _set(self, "subscribe", subscribe)
@@ -116,6 +120,7 @@ class Hello(_Frame):
         _set(self, "slow", slow)
         _set(self, "last", last)
         _set(self, "peek", peek)
+        _set(self, "tap", tap)
         _set(self, "extra", {} if extra is None else extra)
 
 
@@ -452,7 +457,11 @@ def _hello(m: Mapping[str, Any]) -> Hello:
     if peek and subscribe:
         raise _fail("'peek' is for a client that does not subscribe (a subscriber asks for "
                     "'last')")
-    known = {"kind", "version", "subscribe", "types", "name", "auth", "slow", "last", "peek"}
+    tap = _get(m, "tap", bool, default=False)
+    if tap and not subscribe:
+        raise _fail("'tap' is for a subscriber")
+    known = {"kind", "version", "subscribe", "types", "name", "auth", "slow", "last", "peek",
+             "tap"}
     return Hello(
         version=_get(m, "version", int),
         subscribe=subscribe,
@@ -462,6 +471,7 @@ def _hello(m: Mapping[str, Any]) -> Hello:
         slow=slow,
         last=_get(m, "last", bool, default=False),
         peek=peek,
+        tap=tap,
         extra={k: v for k, v in m.items() if k not in known},
     )
 
@@ -603,6 +613,8 @@ def frame_to_map(frame: Frame) -> dict[str, Any]:
             m["last"] = True
         if frame.peek:
             m["peek"] = True
+        if frame.tap:
+            m["tap"] = True
         return m
     if isinstance(frame, Welcome):
         m = {"kind": "welcome", "version": frame.version, "client_id": frame.client_id,
