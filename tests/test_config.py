@@ -25,6 +25,7 @@ from sockcli.config.loader import (
     reset_settings_cache,
     user_settings_file,
 )
+from sockcli.config.models import BridgeConfig
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -60,7 +61,8 @@ def test_packaged_default_file_is_found() -> None:
     assert data["buffer_size"] == 65536
     assert set(data["unix"]) == set(UnixSocketConfig.model_fields)
     assert set(data["tcp"]) == set(TcpSocketConfig.model_fields)
-    assert set(data) - {"unix", "tcp"} == set(SocketConfig.model_fields)
+    assert set(data["bridge"]) == set(BridgeConfig.model_fields)
+    assert set(data) - {"unix", "tcp", "bridge"} == set(SocketConfig.model_fields)
 
 
 def test_defaults_come_from_packaged_file(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -374,7 +376,7 @@ def test_unknown_key_in_user_file(user_file: Path) -> None:
     text = _raises([], load_settings)
     assert text.startswith(f"unknown setting bufer_size in {user_file}: known keys are "
                            "allow_client_send, ")
-    assert text.endswith("and the sections [unix] and [tcp]")
+    assert text.endswith("and the sections [unix], [tcp] and [bridge]")
     user_file.write_text("[tcp]\nprot = 1\n")
     text = _raises([], load_settings)
     assert text == (f"unknown setting [tcp] prot in {user_file}: known keys are host, "
@@ -450,9 +452,10 @@ def test_every_section_by_name() -> None:
         for name in ("socket", "nope"):
             with pytest.raises(ValidationError) as info:
                 form.section(name)
-            assert str(info.value) == f"no settings section {name!r}: the sections are tcp, unix"
+            assert str(info.value) == \
+                f"no settings section {name!r}: the sections are bridge, tcp, unix"
     assert settings.as_json() == cached.as_json()
-    assert set(settings.as_json()) == {"socket", "unix", "tcp"}
+    assert set(settings.as_json()) == {"socket", "unix", "tcp", "bridge"}
 
 
 def test_a_section_that_is_not_a_table(monkeypatch: pytest.MonkeyPatch) -> None:

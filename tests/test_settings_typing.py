@@ -13,10 +13,22 @@ from pathlib import Path
 
 import pytest
 
-from sockcli.config.cache import CachedSettings, CachedSocket, CachedTcp, CachedUnix
+from sockcli.config.cache import (
+    CachedBridge,
+    CachedSettings,
+    CachedSocket,
+    CachedTcp,
+    CachedUnix,
+)
 from sockcli.config.loader import load_settings
-from sockcli.config.models import Settings, SocketConfig, TcpSocketConfig, UnixSocketConfig
-from sockcli.config.views import SettingsView, SocketView, TcpView, UnixView
+from sockcli.config.models import (
+    BridgeConfig,
+    Settings,
+    SocketConfig,
+    TcpSocketConfig,
+    UnixSocketConfig,
+)
+from sockcli.config.views import BridgeView, SettingsView, SocketView, TcpView, UnixView
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -27,6 +39,7 @@ PARTS = [
     (SocketView, SocketConfig, CachedSocket, set()),
     (UnixView, UnixSocketConfig, CachedUnix, {"mode"}),
     (TcpView, TcpSocketConfig, CachedTcp, set()),
+    (BridgeView, BridgeConfig, CachedBridge, set()),
 ]
 
 
@@ -51,7 +64,7 @@ def test_the_three_forms_list_the_same_keys(view: type, model: type, cached: typ
 
 
 def test_the_settings_view_lists_the_parts() -> None:
-    assert members(SettingsView) == {"socket", "unix", "tcp"}
+    assert members(SettingsView) == {"socket", "unix", "tcp", "bridge"}
     assert {"section", "as_json", "with_overrides"} <= set(vars(SettingsView))
 
 
@@ -69,12 +82,16 @@ def test_the_cached_form_holds_what_the_model_holds(tmp_path: Path) -> None:
         token_file = "{token}"
         tls_ca = "{tmp_path / 'ca.pem'}"
         port = 47811
+        [bridge]
+        url = "mqtts://broker.lan:8883"
+        password_file = "{tmp_path / 'password'}"
+        queue_size = 5
         """))
     model = load_settings(config)
     cached = load_settings(config)
     assert isinstance(model, Settings)
     assert isinstance(cached, CachedSettings)
-    for part, (view, _, _, _) in zip(("socket", "unix", "tcp"), PARTS, strict=True):
+    for part, (view, _, _, _) in zip(("socket", "unix", "tcp", "bridge"), PARTS, strict=True):
         for name in sorted(members(view)):
             want = getattr(getattr(model, part), name)
             got = getattr(getattr(cached, part), name)
@@ -131,6 +148,6 @@ def test_a_cached_load_imports_nothing_heavy(tmp_path: Path) -> None:
     for run in runs:
         assert run.returncode == 0, run.stderr
     first, second = (json.loads(run.stdout) for run in runs)
-    assert first[0] == second[0] == ["socket", "tcp", "unix"]
+    assert first[0] == second[0] == ["bridge", "socket", "tcp", "unix"]
     assert "pydantic" in first[1]  # the probe sees a heavy import when there is one
     assert second[1] == []

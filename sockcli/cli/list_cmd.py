@@ -118,6 +118,7 @@ def _figures(stats: dict[str, Any]) -> dict[str, Any]:
     figures = {k: stats.get(k) for k in keys}
     if "started_ms" in stats:
         figures["started_ms"] = stats["started_ms"]
-    if isinstance(stats.get("producer"), dict):  # serve --exec: only hubs that have one
-        figures["producer"] = stats["producer"]
+    for part in ("producer", "bridge"):  # serve --exec, --bridge: only hubs that have one
+        if isinstance(stats.get(part), dict):
+            figures[part] = stats[part]
     return figures

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any, TextIO
 
-__all__ = ["FORMATS", "BarPrinter", "Fields", "MessagePrinter", "hub_table", "is_terminal",
-           "pango_escape", "producer_summary"]
+__all__ = ["FORMATS", "BarPrinter", "Fields", "MessagePrinter", "bridge_summary", "hub_table",
+           "is_terminal", "pango_escape", "producer_summary"]
 
 _STYLES = {"data": "green", "error": "bold red", "control": "cyan"}
 
@@ -128,10 +128,13 @@ def hub_table(rows: list[dict[str, Any]], socket_dir: str | None = None) -> Any:
     prefix = os.path.join(socket_dir, "") if socket_dir else None
     table = Table(box=None, header_style="bold", pad_edge=False,
                   caption=f"sockets in {socket_dir}" if socket_dir else None)
-    producers = any(isinstance(row.get("producer"), dict) for row in rows)
+    # The producer (serve --exec) and the bridge (serve --bridge) of the hubs that have one.
+    extras = [(title, key, summary) for title, key, summary in (
+        ("PRODUCER", "producer", producer_summary), ("BRIDGE", "bridge", bridge_summary))
+        if any(isinstance(row.get(key), dict) for row in rows)]
     for column in ("EVENT", "VIA", "ADDRESS", "PID", "CLIENTS", "LISTENERS", "QUEUED",
-                   "DROPPED", "UP", *(("PRODUCER",) if producers else ())):
-        numeric = column not in ("EVENT", "VIA", "ADDRESS", "PRODUCER")
+                   "DROPPED", "UP", *(title for title, _, _ in extras)):
+        numeric = column not in ("EVENT", "VIA", "ADDRESS", "PRODUCER", "BRIDGE")
         # The event name is the key: never cut it; a long address folds instead.
         table.add_column(column, justify="right" if numeric else "left",
                          no_wrap=column != "ADDRESS",
@@ -143,15 +146,29 @@ def hub_table(rows: list[dict[str, Any]], socket_dir: str | None = None) -> Any:
             address = address[len(prefix):]
         cells = ["?" if row.get(k) is None else str(row[k])
                  for k in ("pid", "clients", "subscribers", "queued", "dropped")]
-        if producers:
-            cells.append(_uptime(row.get("started_ms")))
-            producer = row.get("producer")
-            table.add_row(row["event_name"], row["transport"], address, *cells,
-                          producer_summary(producer) if isinstance(producer, dict) else "")
-            continue
-        table.add_row(row["event_name"], row["transport"], address, *cells,
-                      _uptime(row.get("started_ms")))
+        cells.append(_uptime(row.get("started_ms")))
+        for _, key, summary in extras:
+            part = row.get(key)
+            cells.append(summary(part) if isinstance(part, dict) else "")
+        table.add_row(row["event_name"], row["transport"], address, *cells)
     return table
+
+
+def bridge_summary(bridge: dict[str, Any]) -> str:
+    """A ``serve --bridge`` bridge in a few words: "connected mqtt://host:1883", then what
+    waits for the broker, what was dropped or refused, and the other hubs seen (online of
+    all): "connected mqtt://nas:1883, 2 pending, hubs 1/2 online"."""
+    words = f"{bridge.get('state')} {bridge.get('url')}"
+    for key, label in (("pending", "pending"), ("dropped", "dropped"),
+                       ("rejected", "rejected")):
+        count = bridge.get(key)
+        if isinstance(count, int) and count:
+            words += f", {count} {label}"
+    remote = bridge.get("remote_hubs")
+    if isinstance(remote, dict) and remote:
+        online = sum(1 for state in remote.values() if state == "online")
+        words += f", hubs {online}/{len(remote)} online"
+    return words
 
 
 def producer_summary(producer: dict[str, Any]) -> str:

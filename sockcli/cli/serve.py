@@ -49,6 +49,11 @@ __all__ = ["serve"]
 @click.option("--insecure", is_flag=True,
               help="Serve TCP without authentication: every local user, and anyone who can "
                    "reach another address, may send and listen (implies --tcp).")
+@click.option("--bridge", "bridge_url", metavar="URL",
+              help="Share the event with the hubs of other machines through the MQTT broker "
+                   "at URL (mqtt://HOST[:PORT], mqtts://HOST[:PORT]); the [bridge] settings "
+                   "say the rest. Needs paho-mqtt (sockcli[mqtt]) [default: the [bridge] url "
+                   "setting; empty: no bridge].")
 @click.option("--exec", "exec_command", metavar="CMD",
               help="Run CMD (with sh -c) once the hub listens, and broadcast each line it "
                    "prints: a JSON object (data), or TYPE {json} (TYPE data, error, control "
@@ -62,8 +67,8 @@ __all__ = ["serve"]
 def serve(state: CliState, event: str, tcp: bool, host: str | None, port: int | None,
           queue_size: int | None, max_connections: int | None, no_client_send: bool,
           no_retain: bool, no_fifo: bool, token_file: str | None, tls_cert: str | None,
-          tls_key: str | None, insecure: bool, exec_command: str | None,
-          restart: str | None) -> None:
+          tls_key: str | None, insecure: bool, bridge_url: str | None,
+          exec_command: str | None, restart: str | None) -> None:
     """Run the hub for EVENT until SIGINT or SIGTERM.
 
     Clients find it by the event name. It relays every message a client sends to the other
@@ -118,6 +123,7 @@ def serve(state: CliState, event: str, tcp: bool, host: str | None, port: int | 
                           tls_cert is not None or insecure) else "unix"
     signalled: list[int] = []
     started: list[bool] = []
+    bridge = _bridge(state, event, bridge_url)  # exit 78 at once without paho-mqtt
     try:
         hub: Any = create_server(transport, event, settings=state.settings(), **overrides,
                                  **security)
@@ -144,7 +150,10 @@ def serve(state: CliState, event: str, tcp: bool, host: str | None, port: int | 
         state.info(f"serving {event!r} on {hub.address} ({_describe(transport, hub)}); stop "
                    "with Ctrl-C")
         _start_producer(hub)
+        _start_bridge(state, hub, bridge)
     hub.wait()
+    if bridge is not None:
+        bridge.stop()  # says offline to the broker
     if hub.producer is not None:
         hub.producer.stop()  # its whole group, before serve exits
     state.info(f"hub {event!r} stopped")
@@ -167,6 +176,38 @@ def _producer(state: CliState, hub: Any, command: str, restart: str) -> Any:
 
     return Producer(command, emit=emit, restart=restart, env=env,
                     max_line_bytes=hub.config.buffer_size)
+
+
+def _bridge(state: CliState, event: str, url: str | None) -> Any:
+    """The MQTT bridge of ``serve --bridge URL`` (or of the [bridge] url setting), made but
+    not started; None without one. ConfigError (78) without paho-mqtt or for a bad URL."""
+    from sockcli.exceptions import ValidationError
+
+    settings = state.settings()
+    if url is None and not settings.bridge.url:
+        return None
+    try:
+        from sockcli.bridge import Bridge, require_paho
+
+        require_paho()
+        return Bridge(event, settings=settings, url=url)
+    except ValidationError as exc:
+        raise from_library(exc) from None
+
+
+def _start_bridge(state: CliState, hub: Any, bridge: Any) -> None:
+    """Start the bridge once the hub listens; its figures join the hub's (``sockcli list``).
+    A bridge that cannot start stops the hub (exit 78): serving unbridged would only seem to
+    work."""
+    if bridge is None:
+        return
+    hub.bridge = bridge
+    try:
+        bridge.start()
+    except SocketError as exc:
+        hub.stop()
+        raise from_library(exc) from None
+    state.info(f"bridging {hub.event_name!r} through {bridge.figures()['url']}")
 
 
 def _start_producer(hub: Any) -> None:

@@ -9,9 +9,16 @@ from sockcli._lazy import lazy_attributes
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from sockcli.config.loader import get_settings, load_settings
-    from sockcli.config.models import Settings, SocketConfig, TcpSocketConfig, UnixSocketConfig
+    from sockcli.config.models import (
+        BridgeConfig,
+        Settings,
+        SocketConfig,
+        TcpSocketConfig,
+        UnixSocketConfig,
+    )
 
 __all__ = [
+    "BridgeConfig",
     "Settings",
     "SocketConfig",
     "TcpSocketConfig",
@@ -21,6 +28,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "BridgeConfig": "sockcli.config.models",
     "Settings": "sockcli.config.models",
     "SocketConfig": "sockcli.config.models",
     "TcpSocketConfig": "sockcli.config.models",

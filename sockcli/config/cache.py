@@ -31,16 +31,18 @@ if TYPE_CHECKING:
 
     from sockcli.config.views import SettingsView
 
-__all__ = ["CachedSettings", "CachedSocket", "CachedTcp", "CachedUnix", "cache_file", "cache_key",
-           "load_cached", "store_cached"]
+__all__ = ["CachedBridge", "CachedSettings", "CachedSocket", "CachedTcp", "CachedUnix",
+           "cache_file", "cache_key", "load_cached", "store_cached"]
 
-_FORMAT = 7  # bump when the settings gain keys: an older entry would lack them
+_FORMAT = 8  # bump when the settings gain keys: an older entry would lack them
 #: SOCKCLI_* variables that are not settings: they must not invalidate the cache.
 #: The message variables of ``listen --exec`` are among them: a command that runs ``sockcli
 #: send`` gets new values for each message, and must still find its settings cached.
 _NOT_SETTINGS = frozenset({"SOCKCLI_EVENT", "SOCKCLI_CONFIG", "SOCKCLI_DEBUG", "SOCKCLI_TOKEN",
                            "SOCKCLI_NO_CACHE", "SOCKCLI_TYPE", "SOCKCLI_DATA",
-                           "SOCKCLI_TIMESTAMP_MS", "SOCKCLI_TIMESTAMP_ISO"})
+                           "SOCKCLI_TIMESTAMP_MS", "SOCKCLI_TIMESTAMP_ISO",
+                           # a secret: never written into the cache's key
+                           "SOCKCLI_BRIDGE_PASSWORD"})
 
 
 def cache_file() -> str:
@@ -215,6 +217,25 @@ class CachedTcp(_Section):
         return _optional_path(self.__dict__["tls_ca"])
 
 
+class CachedBridge(_Section):
+    """The ``[bridge]`` section (:class:`~sockcli.config.views.BridgeView`)."""
+
+    url: str
+    topic_prefix: str
+    username: str
+    client_id: str
+    queue_size: int
+    retain: bool
+
+    @property
+    def password_file(self) -> Path | None:
+        return _optional_path(self.__dict__["password_file"])
+
+    @property
+    def tls_ca(self) -> Path | None:
+        return _optional_path(self.__dict__["tls_ca"])
+
+
 class CachedSettings:
     """Settings validated on an earlier run: the same attributes as
     :class:`~sockcli.config.models.Settings`, without importing pydantic.
@@ -226,13 +247,16 @@ class CachedSettings:
     socket: CachedSocket
     unix: CachedUnix
     tcp: CachedTcp
+    bridge: CachedBridge
 
     def __init__(self, data: dict[str, Any]) -> None:
         self._data = data
         self.socket = CachedSocket(data["socket"])
         self.unix = CachedUnix(data["unix"])
         self.tcp = CachedTcp(data["tcp"])
-        self._sections: dict[str, _Section] = {"unix": self.unix, "tcp": self.tcp}
+        self.bridge = CachedBridge(data["bridge"])
+        self._sections: dict[str, _Section] = {"unix": self.unix, "tcp": self.tcp,
+                                               "bridge": self.bridge}
         for name, values in data.items():
             if name not in self._sections and name != "socket":
                 self._sections[name] = _Section(values)

@@ -219,14 +219,60 @@ class TcpSocketConfig(BaseModel):
         return self
 
 
+class BridgeConfig(BaseModel):
+    """The ``[bridge]`` section: a hub's bridge to an MQTT broker (docs/BRIDGE.md)."""
+
+    model_config = _MODEL
+
+    #: mqtt://HOST[:PORT] or mqtts://HOST[:PORT]; empty: no bridge (serve --bridge URL).
+    url: str = ""
+    topic_prefix: str = "sockcli"
+    username: str = ""
+    #: The broker password, in a file only its owner may read (or SOCKCLI_BRIDGE_PASSWORD).
+    password_file: Path | None = None
+    #: mqtts://: the CA certificates (PEM) the broker's certificate must chain to; empty:
+    #: the system's.
+    tls_ca: Path | None = None
+    #: The MQTT client id; empty: sockcli-{hub id}.
+    client_id: str = ""
+    #: Messages kept for the broker while it is away; the oldest is dropped (and counted).
+    queue_size: Annotated[int, Field(ge=1, le=10_000_000)] = 10000
+    #: Publish each message retained: the broker keeps the last one of each type.
+    retain: bool = True
+
+    @field_validator("password_file", "tls_ca", mode="before")
+    @classmethod
+    def _file(cls, value: Any) -> Any:
+        return _optional_path(value)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        text = value.strip()
+        if text and not text.lower().startswith(("mqtt://", "mqtts://")):
+            raise ValueError("must be mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")
+        return text
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        text = value.strip().strip("/")
+        if not text or any(c in text for c in "+#\0"):
+            raise ValueError("must be a non-empty MQTT topic without + or # (such as "
+                             "\"sockcli\" or \"home/sockcli\")")
+        return text
+
+
 def section_models() -> dict[str, type[BaseModel]]:
-    """The model of each transport section, by section name, in the registry's order
-    (transports without a section of their own have none)."""
+    """The model of each settings section, by section name: the transports' in the
+    registry's order (transports without a section of their own have none), then
+    ``bridge``."""
     models: dict[str, type[BaseModel]] = {}
     for transport in transports():
         model = transport.model_class()
         if transport.section is not None and model is not None:
             models[transport.section] = model
+    models["bridge"] = BridgeConfig
     return models
 
 
@@ -288,6 +334,7 @@ class Settings(BaseModel):
     socket: SocketConfig = Field(default_factory=SocketConfig)
     unix: UnixSocketConfig = Field(default_factory=UnixSocketConfig)
     tcp: TcpSocketConfig = Field(default_factory=TcpSocketConfig)
+    bridge: BridgeConfig = Field(default_factory=BridgeConfig)
     #: The sections of registered transports, which are not fields (defaults unless built).
     _extra: dict[str, BaseModel] = PrivateAttr(default_factory=dict)
 

@@ -20,7 +20,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["SettingsView", "SocketView", "TcpView", "UnixView"]
+__all__ = ["BridgeView", "SettingsView", "SocketView", "TcpView", "UnixView"]
 
 
 class SocketView(Protocol):
@@ -108,6 +108,27 @@ class TcpView(Protocol):
     def insecure(self) -> bool: ...
 
 
+class BridgeView(Protocol):
+    """The ``[bridge]`` section."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def topic_prefix(self) -> str: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def password_file(self) -> Path | None: ...
+    @property
+    def tls_ca(self) -> Path | None: ...
+    @property
+    def client_id(self) -> str: ...
+    @property
+    def queue_size(self) -> int: ...
+    @property
+    def retain(self) -> bool: ...
+
+
 class SettingsView(Protocol):
     """Validated settings: the top level, the built-in sections, and any section by name."""
 
@@ -117,6 +138,8 @@ class SettingsView(Protocol):
     def unix(self) -> UnixView: ...
     @property
     def tcp(self) -> TcpView: ...
+    @property
+    def bridge(self) -> BridgeView: ...
 
     def section(self, name: str) -> Any:
         """The section ``name`` of any transport, registered ones included (an instance of

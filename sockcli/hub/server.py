@@ -63,6 +63,9 @@ class HubServer(SocketServer):
         #: The command whose output this hub broadcasts (``serve --exec``), for its figures:
         #: its owner starts and stops it.
         self.producer: Producer | None = None
+        #: The MQTT bridge of this hub (``serve --bridge``, :mod:`sockcli.bridge`), for its
+        #: figures: its owner starts and stops it.
+        self.bridge: Any = None
 
     # -- what transports provide ------------------------------------------------------------
 
@@ -167,7 +170,19 @@ class HubServer(SocketServer):
             "retained": [t.value for t in list(self._loop.router.retained)],
             **self._producer_figures(s.rejected),
             **self._fifo_figures(),
+            **self._bridge_figures(),
         }
+
+    def _bridge_figures(self) -> dict[str, Any]:
+        """With a bridge: its figures as ``bridge`` (state, url, pending, published, ...)."""
+        bridge = self.bridge
+        if bridge is None:
+            return {}
+        try:
+            return {"bridge": bridge.figures()}
+        except Exception:  # the figures must never cost the hub its stats reply
+            log.exception("hub %s: the bridge's figures failed", self._event_name)
+            return {}
 
     def _fifo_figures(self) -> dict[str, Any]:
         """With a FIFO: its path and what came through it (``fifo``: path, messages,
