@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from tests.clitools import SOCKCLI, Cli, error_line, read_line, stop
+from tests.clitools import SOCKCLI, Cli, error_line, read_line, stop, strip_ansi
 from tests.helpers import short_tmp_dir
 from tests.mqttbroker import PASSWORD, USERNAME, Broker, Brokers, require_mosquitto
 
@@ -624,6 +624,18 @@ def test_presence_online_offline_by_will_and_by_clean_stop(brokers: Brokers,
     assert stop(a.hub) == 0
     b.wait_sees(a, state="offline")  # said on a clean stop
     assert b.figures()["state"] == "connected"
+
+
+def test_list_on_a_terminal_shows_the_bridge_and_the_remote_hubs(brokers: Brokers,
+                                                                  machines: Any) -> None:
+    broker = brokers()
+    a, b = bridged(broker, machines, "A", "B")
+    status, out, err = a.cli.pty("list")
+    assert status == 0, err
+    header, row = [line for line in strip_ansi(out).splitlines() if line.strip()][:2]
+    assert header.split()[-1] == "BRIDGE"
+    assert f"connected {broker.url}, pending 0, published 0, received 0, dropped 0; " \
+        f"hubs: {b.hub_id} online" in row
 
 
 # -- without paho-mqtt --------------------------------------------------------------------------

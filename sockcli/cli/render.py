@@ -155,19 +155,24 @@ def hub_table(rows: list[dict[str, Any]], socket_dir: str | None = None) -> Any:
 
 
 def bridge_summary(bridge: dict[str, Any]) -> str:
-    """A ``serve --bridge`` bridge in a few words: "connected mqtt://host:1883", then what
-    waits for the broker, what was dropped or refused, and the other hubs seen (online of
-    all): "connected mqtt://nas:1883, 2 pending, hubs 1/2 online"."""
+    """A ``serve --bridge`` bridge in a few words: its state and url, what waits for the
+    broker and what went each way, what was dropped or refused, and the other hubs seen:
+    "connected mqtt://nas:1883, pending 0, published 12, received 3, dropped 0; hubs:
+    laptop-1f2e3d4c online" (more than three hubs: how many of them are online)."""
     words = f"{bridge.get('state')} {bridge.get('url')}"
-    for key, label in (("pending", "pending"), ("dropped", "dropped"),
-                       ("rejected", "rejected")):
+    for key in ("pending", "published", "received", "dropped"):
+        words += f", {key} {bridge.get(key, '?')}"
+    for key in ("rejected", "duplicates"):
         count = bridge.get(key)
         if isinstance(count, int) and count:
-            words += f", {count} {label}"
+            words += f", {key} {count}"
     remote = bridge.get("remote_hubs")
     if isinstance(remote, dict) and remote:
-        online = sum(1 for state in remote.values() if state == "online")
-        words += f", hubs {online}/{len(remote)} online"
+        if len(remote) <= 3:
+            words += "; hubs: " + ", ".join(f"{hub} {state}" for hub, state in remote.items())
+        else:
+            online = sum(1 for state in remote.values() if state == "online")
+            words += f"; hubs: {online} of {len(remote)} online"
     return words
 
 
