@@ -13,6 +13,8 @@ Suites (docs/PERFORMANCE.md says what each number means):
   scale    hub memory with 1,000 idle subscribers; deliveries/s at 1, 10, 100, 1,000
   fifo     a bash loop of 10,000 echo > "$fifo" into a hub's FIFO, against a bare FIFO
   lines    socat -> the JSON-lines socket -> socat, against the MessagePack path (CLI)
+  bridge   two hubs bridged through mosquitto: messages/s against mosquitto_pub ->
+           mosquitto_sub, latency added against local delivery
 
 Prints the table and writes it as JSON to benchmarks/results/latest.json (and Markdown to
 latest.md; quick.json and quick.md with --quick). Every process it starts runs in a private
@@ -45,12 +47,12 @@ from common import (
     write_results,
 )
 
-SUITES = ("startup", "stream", "fanout", "scale", "fifo", "lines")
+SUITES = ("startup", "stream", "fanout", "scale", "fifo", "lines", "bridge")
 
 FULL = {"runs": 30, "count": 100_000, "reps": 3, "fanout_messages": 10_000,
-        "latency_seconds": 4.0, "scale_deliveries": 1_000_000}
+        "latency_seconds": 4.0, "scale_deliveries": 1_000_000, "bridge_messages": 20_000}
 QUICK = {"runs": 5, "count": 5_000, "reps": 1, "fanout_messages": 200,
-         "latency_seconds": 1.0, "scale_deliveries": 20_000}
+         "latency_seconds": 1.0, "scale_deliveries": 20_000, "bridge_messages": 2_000}
 
 _T0 = time.monotonic()
 
@@ -106,6 +108,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.fanout_messages = preset["fanout_messages"]
     args.latency_seconds = preset["latency_seconds"]
     args.scale_deliveries = preset["scale_deliveries"]
+    args.bridge_messages = preset["bridge_messages"]
     suites = args.only.split(",") if args.only else list(SUITES)
     unknown = [s for s in suites if s not in SUITES]
     if unknown:
@@ -128,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(), "git": _git(),
         "environment_unset": [v for v in UNSET_VARIABLES if v in os.environ],
         "settings": {k: getattr(args, k) for k in ("runs", "count", "reps", "fanout_messages",
-                                                   "latency_seconds", "scale_deliveries")},
+                                                   "latency_seconds", "scale_deliveries",
+                                                   "bridge_messages")},
         "suites": {},
     }
     load = meta["machine"]["loadavg"][0]
@@ -220,6 +224,10 @@ def _run_suite(suite: str, box: Any, args: argparse.Namespace) -> tuple[list[Row
         import lines_socket
 
         return lines_socket.run(box, args.count, args.reps, log)
+    if suite == "bridge":
+        import bridge
+
+        return bridge.run(box, args.bridge_messages, args.reps, args.latency_seconds, log)
     import scale
 
     return scale.run(box, args.scale_deliveries, args.reps, log)
