@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-__all__ = ["Line", "LineError", "LineReader", "Rejected", "parse_line"]
+__all__ = ["Line", "LineError", "LineReader", "Rejected", "json_object", "parse_line"]
 
 #: How much of a refused line a :class:`Rejected` keeps, for a log line.
 PREVIEW_CHARS = 60
@@ -156,24 +156,37 @@ def _split_type(text: str) -> tuple[str, str, str]:
     return head, blank, rest
 
 
+#: What a refusal of text that is not JSON suggests instead, in the line grammar.
+_LINE_HINT = 'expected a JSON object such as {"progress": 40}, or TYPE {...}'
+
+
 def _object(text: str, offset: int = 0) -> dict[str, Any]:
-    """The JSON object ``text`` holds (``offset``: where it starts in the line, for the
-    column of an error)."""
+    return json_object(text, offset=offset)
+
+
+def json_object(text: str, *, offset: int = 0, hint: str = _LINE_HINT,
+                check: bool = True) -> dict[str, Any]:
+    """The JSON object ``text`` holds, strict (RFC 8259: no NaN, no Infinity) and with no
+    half surrogate pair, or a :class:`LineError` saying why not; ``check``: its values must
+    also be what a message's data may hold (:func:`sockcli.rules.check_data`). ``offset``
+    is where ``text`` starts in its line (for the column of an error), ``hint`` what to
+    write instead. The MQTT bridge reads payloads with it too."""
     try:
         value = decoder().decode(text)
     except NotFinite as exc:
         raise LineError(str(exc)) from None
     except json.JSONDecodeError as exc:
-        raise LineError(f"not JSON (column {offset + exc.pos + 1}): {exc.msg}; expected a "
-                        'JSON object such as {"progress": 40}, or TYPE {...}') from None
+        raise LineError(f"not JSON (column {offset + exc.pos + 1}): {exc.msg}; {hint}") \
+            from None
     except RecursionError:  # json's decoder recurses once per level: [[[[...
         raise LineError(f"data nests deeper than {MAX_DATA_DEPTH} levels") from None
     if type(value) is not dict:
         raise LineError(f"expected a JSON object, got {json_kind(value)}")
-    try:
-        check_data(value)
-    except MessageError as exc:
-        raise LineError(str(exc)) from None
+    if check:
+        try:
+            check_data(value)
+        except MessageError as exc:
+            raise LineError(str(exc)) from None
     if "\\u" in text or "\\U" in text:  # only an escape can make half a surrogate pair
         _refuse_surrogates(value)
     return value

@@ -267,3 +267,37 @@ class OtherUserPeer:
         assert self.proc.stdin is not None
         self.proc.stdin.close()
         return self.proc.wait(timeout)
+
+
+def _openssl(cwd: Path, *args: str) -> None:
+    done = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 0, done.stderr
+
+
+def make_certs(directory: Path, server: str, cas: tuple[str, ...] = ("ca",)) -> dict[str, Path]:
+    """Test certificates made with the openssl command: a CA for each name of ``cas`` (the
+    first signs), and a certificate ``{server}.pem`` (key ``{server}.key``) it signed for
+    127.0.0.1, ::1 and localhost (P-256 keys, two days, the usual extensions). Returns each
+    CA's PEM by its name, ``cert`` and ``key``. The caller skips or fails without openssl."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for ca in cas:
+        _openssl(directory, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                 "ec_paramgen_curve:P-256", "-nodes", "-keyout", f"{ca}.key", "-out",
+                 f"{ca}.pem", "-days", "2", "-subj", f"/CN=sockcli test {ca}",
+                 "-addext", "basicConstraints=critical,CA:TRUE",
+                 "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    _openssl(directory, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", f"{server}.key", "-out", f"{server}.csr", "-subj", "/CN=localhost")
+    (directory / f"{server}.ext").write_text(
+        "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\n"
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+        "extendedKeyUsage=serverAuth\nsubjectKeyIdentifier=hash\n"
+        "authorityKeyIdentifier=keyid,issuer\n")
+    _openssl(directory, "x509", "-req", "-in", f"{server}.csr", "-CA", f"{cas[0]}.pem",
+             "-CAkey", f"{cas[0]}.key", "-CAcreateserial", "-out", f"{server}.pem", "-days",
+             "2", "-extfile", f"{server}.ext")
+    for key in directory.glob("*.key"):
+        os.chmod(key, 0o600)
+    return {**{ca: directory / f"{ca}.pem" for ca in cas},
+            "cert": directory / f"{server}.pem", "key": directory / f"{server}.key"}

@@ -27,6 +27,7 @@ from typing import IO, Any
 import pytest
 
 from tests.clitools import free_port
+from tests.helpers import make_certs
 
 __all__ = ["MOSQUITTO", "Broker", "Brokers", "make_test_ca", "require_clients", "require_mosquitto"]
 
@@ -52,37 +53,12 @@ def require_clients() -> None:
         pytest.skip(f"needs {', '.join(missing)}: apt-get install mosquitto-clients")
 
 
-def _openssl(cwd: Path, *args: str) -> None:
-    done = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=30)
-    assert done.returncode == 0, done.stderr
-
-
 def make_test_ca(directory: Path) -> dict[str, Path]:
-    """A CA and a server certificate it signed for 127.0.0.1, ::1 and localhost: the recipe of
-    tests/test_security.py's ``certs`` fixture (P-256 keys, two days, the usual extensions),
-    made with the openssl command. Returns ``ca``, ``cert`` and ``key``."""
+    """A CA and a server certificate it signed for 127.0.0.1, ::1 and localhost
+    (:func:`tests.helpers.make_certs`). Returns ``ca``, ``cert`` and ``key``."""
     if shutil.which("openssl") is None:
         pytest.skip("the TLS bridge test needs the openssl command (apt-get install openssl)")
-    directory.mkdir(parents=True, exist_ok=True)
-    _openssl(directory, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-             "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-             "-subj", "/CN=sockcli test broker ca",
-             "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-    _openssl(directory, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-             "-keyout", "broker.key", "-out", "broker.csr", "-subj", "/CN=localhost")
-    (directory / "broker.ext").write_text(
-        "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\n"
-        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
-        "extendedKeyUsage=serverAuth\nsubjectKeyIdentifier=hash\n"
-        "authorityKeyIdentifier=keyid,issuer\n")
-    _openssl(directory, "x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-             "-CAcreateserial", "-out", "broker.pem", "-days", "2", "-extfile", "broker.ext")
-    for key in directory.glob("*.key"):
-        os.chmod(key, 0o600)
-    return {"ca": directory / "ca.pem", "cert": directory / "broker.pem",
-            "key": directory / "broker.key"}
+    return make_certs(directory, "broker")
 
 
 class Broker:

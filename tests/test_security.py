@@ -12,7 +12,6 @@ import io
 import os
 import shutil
 import socket
-import subprocess
 import threading
 import tokenize
 from collections.abc import Callable, Iterator
@@ -42,6 +41,7 @@ from tests.helpers import (
     RawPeer,
     child_line,
     hub_secret,
+    make_certs,
     other_user,
     spawn_as,
     wait_until,
@@ -89,38 +89,15 @@ def tcp_client(clients: list[Any], sock_dir: Path) -> Callable[..., TcpSocketCli
     return make
 
 
-def _openssl(cwd: Path, *args: str) -> None:
-    done = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=30)
-    assert done.returncode == 0, done.stderr
-
-
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A CA, a hub certificate it signed (for 127.0.0.1, ::1 and localhost), and an unrelated
     CA, made with the openssl command."""
     if shutil.which("openssl") is None:
         pytest.fail("the TLS tests need the openssl command (apt-get install openssl)")
-    d = tmp_path_factory.mktemp("certs")
-    for ca in ("ca", "other-ca"):
-        _openssl(d, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                 "-nodes", "-keyout", f"{ca}.key", "-out", f"{ca}.pem", "-days", "2",
-                 "-subj", f"/CN=sockcli test {ca}",
-                 "-addext", "basicConstraints=critical,CA:TRUE",
-                 "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-    _openssl(d, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-             "-keyout", "hub.key", "-out", "hub.csr", "-subj", "/CN=localhost")
-    (d / "hub.ext").write_text(
-        "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\n"
-        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
-        "extendedKeyUsage=serverAuth\nsubjectKeyIdentifier=hash\n"
-        "authorityKeyIdentifier=keyid,issuer\n")
-    _openssl(d, "x509", "-req", "-in", "hub.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-             "-CAcreateserial", "-out", "hub.pem", "-days", "2", "-extfile", "hub.ext")
-    for key in d.glob("*.key"):
-        os.chmod(key, 0o600)
-    return {"ca": d / "ca.pem", "other_ca": d / "other-ca.pem", "cert": d / "hub.pem",
-            "key": d / "hub.key"}
+    made = make_certs(tmp_path_factory.mktemp("certs"), "hub", ("ca", "other-ca"))
+    return {"ca": made["ca"], "other_ca": made["other-ca"], "cert": made["cert"],
+            "key": made["key"]}
 
 
 def _tls(certs: dict[str, Path]) -> dict[str, Any]:

@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 from sockcli.exceptions import MessageError
 from sockcli.kinds import MESSAGE_TYPE_BY_VALUE, MessageType
-from sockcli.rules import MAX_DATA_DEPTH, check_data, is_instant
-from sockcli.strictjson import NotFinite, decoder, finite, json_kind
+from sockcli.lines import LineError, json_object
+from sockcli.rules import check_data, is_instant
+from sockcli.strictjson import finite, json_kind
 from sockcli.types import SocketMessage
 
 if TYPE_CHECKING:
@@ -185,24 +186,11 @@ def decode_payload(payload: bytes, message_type: MessageType, event_name: str, *
 
 
 def _json_object(text: str) -> dict[str, Any]:
-    try:
-        value = decoder().decode(text)
-    except NotFinite as exc:
-        raise PayloadRejected(str(exc)) from None
-    except json.JSONDecodeError as exc:
-        raise PayloadRejected(f"not JSON (column {exc.pos + 1}): {exc.msg}; expected a JSON "
-                              'object such as {"progress": 40}') from None
-    except RecursionError:  # json's decoder recurses once per level
-        raise PayloadRejected(f"data nests deeper than {MAX_DATA_DEPTH} levels") from None
-    if type(value) is not dict:
-        raise PayloadRejected(f"expected a JSON object, got {json_kind(value)}")
-    if "\\u" in text or "\\U" in text:  # only an escape can make half a surrogate pair
-        try:
-            json.dumps(value, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            raise PayloadRejected("a string holds an unpaired surrogate, which UTF-8 cannot "
-                                  "carry") from None
-    return value
+    try:  # the line grammar's strict reading (no NaN, no half surrogate pair)
+        return json_object(text, hint='expected a JSON object such as {"progress": 40}',
+                           check=False)
+    except LineError as exc:
+        raise PayloadRejected(exc.reason) from None
 
 
 def _check(data: dict[str, Any]) -> None:
