@@ -165,7 +165,7 @@ def test_an_unknown_key_lists_every_section(unix2: Transport, settings_file: Pat
     settings_file.write_text("chanel = 2\n")
     with pytest.raises(ValidationError) as info:
         load_settings(settings_file)
-    assert str(info.value).endswith("and the sections [unix], [tcp] and [unix2]")
+    assert str(info.value).endswith("and the sections [unix], [tcp], [unix2] and [bridge]")
 
 
 def test_a_bad_value_from_a_variable_or_a_keyword_names_it(
@@ -184,7 +184,7 @@ def test_its_section_is_unknown_until_registered(settings_file: Path) -> None:
     with pytest.raises(ValidationError) as info:
         load_settings(settings_file)
     assert str(info.value).startswith(f"unknown setting unix2 in {settings_file}: ")
-    assert str(info.value).endswith("and the sections [unix] and [tcp]")
+    assert str(info.value).endswith("and the sections [unix], [tcp] and [bridge]")
     with pytest.raises(ValidationError, match="no settings section 'unix2': the sections are "
                                               "tcp, unix"):
         load_settings().section("unix2")
