@@ -186,7 +186,7 @@ def test_its_section_is_unknown_until_registered(settings_file: Path) -> None:
     assert str(info.value).startswith(f"unknown setting unix2 in {settings_file}: ")
     assert str(info.value).endswith("and the sections [unix], [tcp] and [bridge]")
     with pytest.raises(ValidationError, match="no settings section 'unix2': the sections are "
-                                              "tcp, unix"):
+                                              "bridge, tcp, unix"):
         load_settings().section("unix2")
 
 
