@@ -35,7 +35,12 @@ except OSError:
 for fd in hog[-3:]:  # three left: three clients get in, the others are refused
     os.close(fd)
 print("ready", flush=True)
-sys.stdin.readline()
+expected = int(sys.stdin.readline())
+# The client read its refusal before the hub's loop had counted it (it counts a batch once
+# the batch is refused): wait for the count, bounded.
+deadline = time.monotonic() + 10
+while hub.stats()["refused_connections"] < expected and time.monotonic() < deadline:
+    time.sleep(0.01)
 usage = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"cpu": usage.ru_utime + usage.ru_stime, "stats": hub.stats()}), flush=True)
 hub.stop()
@@ -86,7 +91,7 @@ def test_out_of_descriptors_refuses_clients_without_a_busy_loop(tmp_path: Path) 
                 refused += 1
                 sock.close()
         assert (welcomed, refused) == (3, 37)
-        child.stdin.write("\n")
+        child.stdin.write(f"{refused}\n")
         child.stdin.flush()
         figures = json.loads(child.stdout.readline())
         assert figures["stats"]["refused_connections"] == 37
