@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from typing import Any, TypeVar
 
     _P = TypeVar("_P", str, Path)
+    _T = TypeVar("_T")
 
 __all__ = [
     "MAX_UNIX_PATH",
@@ -558,19 +559,29 @@ def list_records(socket_dir: str | os.PathLike[str]) -> list[HubRecord]:
     """Records of every live hub in ``socket_dir``, sorted by event name (the stale ones
     cleaned up, :func:`_reap`); [] for a missing directory, UnsafePathError for one that is
     not safe to use."""
+    def live(dir_fd: int, names: list[str], directory: str) -> list[HubRecord]:
+        records = [_live_record(n, dir_fd, directory) for n in names]
+        return [r for r in records if r is not None]
+
+    return _in_dir(socket_dir, ".hub", live)
+
+
+def _in_dir(socket_dir: str | os.PathLike[str], suffix: str,
+            look: Callable[[int, list[str], str], list[_T]]) -> list[_T]:
+    """``look(dir_fd, names, directory)`` on the sorted names ending in ``suffix`` of the
+    checked socket directory (:func:`open_socket_dir`); [] when it is missing or cannot be
+    listed."""
     dir_fd = open_socket_dir(socket_dir)
     if dir_fd is None:
         return []
     try:
         try:
-            names = sorted(p for p in os.listdir(dir_fd) if p.endswith(".hub"))
+            names = sorted(p for p in os.listdir(dir_fd) if p.endswith(suffix))
         except OSError:
             return []
-        directory = os.fspath(socket_dir)
-        records = [_live_record(n, dir_fd, directory) for n in names]
+        return look(dir_fd, names, os.fspath(socket_dir))
     finally:
         os.close(dir_fd)
-    return [r for r in records if r is not None]
 
 
 def socket_exists(socket_dir: str | os.PathLike[str], event_name: str) -> bool:
@@ -595,15 +606,7 @@ def activatable_events(socket_dir: str | os.PathLike[str]) -> list[str]:
 
     Nothing is connected to: a connection would start such a hub (and every one of them,
     for a command that only looks)."""
-    dir_fd = open_socket_dir(socket_dir)
-    if dir_fd is None:
-        return []
-    try:
-        try:
-            names = sorted(p for p in os.listdir(dir_fd) if p.endswith(".sock"))
-        except OSError:
-            return []
-        directory = os.fspath(socket_dir)
+    def waiting(dir_fd: int, names: list[str], directory: str) -> list[str]:
         events = []
         for name in names:
             event = name[:-len(".sock")]
@@ -614,8 +617,8 @@ def activatable_events(socket_dir: str | os.PathLike[str]) -> list[str]:
                     _is_socket(dir_fd, name):
                 events.append(event)
         return events
-    finally:
-        os.close(dir_fd)
+
+    return _in_dir(socket_dir, ".sock", waiting)
 
 
 def _is_socket(dir_fd: int, name: str) -> bool:
