@@ -57,7 +57,7 @@ from common import (
     wait_until,
     worker,
 )
-from delivery import POLL, Follower, check_sequence, reaped, wait_all
+from delivery import POLL, Follower, check_sequence, follow, wait_all
 from peers import MOSQUITTO_MISSING, which
 
 SECTION_RATE = ("6a. MQTT bridge, 1 writer on hub A -> 1 listener on hub B (messages/s, ratio "
@@ -68,10 +68,6 @@ EVENT = "bench_bridge"
 #: The baseline's topic: apart from the bridges' (sockcli/EVENT/+), so that they ignore it.
 PLAIN_TOPIC = "bench/plain"
 LATENCY_RATE = 1000
-#: Seconds without a new line in a listener's file before a run is reported failed.
-STALL = 15.0
-#: How often the hubs' stats are read during a run (dropped clients), in seconds.
-STATS_EVERY = 0.5
 #: What the broker and the bridges may hold, raised so that a burst is measured, not dropped.
 BROKER_QUEUE = 1_000_000
 BRIDGE_QUEUE = 1_000_000
@@ -202,36 +198,9 @@ class Run:
         started = time.perf_counter()
         self.writer = writer = box.spawn(writer_argv, name=f"{self.name}-write")
         self.logs["writer"] = writer
-        writer_done: tuple[float, float] | None = None
-        listener_done: tuple[float, float] | None = None
-        now = time.monotonic()
-        deadline, grew_at, watch_at = now + _timeout(count), now, now + STATS_EVERY
-        while True:
-            if follower.poll():
-                grew_at = time.monotonic()
-                if follower.lines >= count:
-                    break
-            if writer_done is None and (writer_done := reaped(writer)) is not None \
-                    and writer.returncode != 0:
-                raise self.fail(f"the writer exited {writer.returncode}")
-            if listener_done is None and (listener_done := reaped(listener)) is not None:
-                follower.poll()
-                if follower.lines >= count:
-                    break
-                raise self.fail(f"the listener exited {listener.returncode}")
-            now = time.monotonic()
-            if now >= watch_at:
-                watch_at = now + STATS_EVERY
-                try:
-                    watch()
-                except RuntimeError as exc:
-                    raise self.fail(str(exc)) from None
-            if now - grew_at > STALL:
-                raise self.fail(f"no new line for {STALL:g} s")
-            if now > deadline:
-                raise self.fail(f"not done after {_timeout(count):g} s")
-            time.sleep(POLL)
-        reached = time.perf_counter()
+        reached, writer_done, listener_done = follow(
+            follower, count, writer, listener, timeout=_timeout(count), watch=watch,
+            fail=self.fail)
         if listener_done is None and not ends_itself:  # mosquitto_sub never ends by itself
             listener_done = (reached, cpu_seconds(listener.pid))
             box.stop(listener)

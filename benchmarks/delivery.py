@@ -104,3 +104,50 @@ def check_sequence(path: Path, count: int, *, event: str | None, offset: int = 0
                                "(lost, duplicated or out of order)")
     if len(lines) != count:
         raise RuntimeError(f"{path.name}: {len(lines)} of {count} messages arrived (in order)")
+
+
+#: Seconds a listener's file may not grow before a streaming run is failed (longer than a
+#: hub's slow_consumer_timeout, 10 s: a listener that stops reading is reported as dropped).
+STALL = 15.0
+#: How often the caller's ``watch`` looks (the hub's figures, say), in seconds.
+STATS_EVERY = 0.5
+
+
+def follow(follower: Follower, count: int, writer: subprocess.Popen[Any],
+           listener: subprocess.Popen[Any], *, timeout: float, watch: Callable[[], None],
+           fail: Callable[[str], Exception],
+           ) -> tuple[float, tuple[float, float] | None, tuple[float, float] | None]:
+    """Follow the listener's file until ``count`` lines are in: when they were
+    (time.perf_counter()), and what :func:`reaped` gave for the writer and the listener if
+    they ended meanwhile. Raises ``fail(why)`` at once when the writer fails, the listener
+    ends early, ``watch()`` raises RuntimeError (every :data:`STATS_EVERY` s), the file stops
+    growing for :data:`STALL` s, or ``timeout`` passes: never a silent long wait."""
+    writer_done: tuple[float, float] | None = None
+    listener_done: tuple[float, float] | None = None
+    now = time.monotonic()
+    deadline, grew_at, watch_at = now + timeout, now, now + STATS_EVERY
+    while True:
+        if follower.poll():
+            grew_at = time.monotonic()
+            if follower.lines >= count:
+                return time.perf_counter(), writer_done, listener_done
+        if writer_done is None and (writer_done := reaped(writer)) is not None \
+                and writer.returncode != 0:
+            raise fail(f"the writer exited {writer.returncode}")
+        if listener_done is None and (listener_done := reaped(listener)) is not None:
+            follower.poll()
+            if follower.lines >= count:
+                return time.perf_counter(), writer_done, listener_done
+            raise fail(f"the listener exited {listener.returncode}")
+        now = time.monotonic()
+        if now >= watch_at:
+            watch_at = now + STATS_EVERY
+            try:
+                watch()
+            except RuntimeError as exc:
+                raise fail(str(exc)) from None
+        if now - grew_at > STALL:
+            raise fail(f"no new line for {STALL:g} s")
+        if now > deadline:
+            raise fail(f"not done after {timeout:g} s")
+        time.sleep(POLL)

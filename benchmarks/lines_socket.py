@@ -37,18 +37,12 @@ from common import (
     queue_one,
     wait_until,
 )
-from delivery import POLL, Follower, check_sequence, reaped, wait_all
+from delivery import POLL, Follower, check_sequence, follow, wait_all
 from peers import SOCAT_MISSING, which
 
 SECTION = ("5b. JSON-lines socket streaming, 1 writer -> 1 listener (messages/s, ratio to the "
            "MessagePack path)")
 EVENT = "bench_lines"
-#: Seconds without a new line in the listener's file before a run is reported failed: longer
-#: than the hub's slow_consumer_timeout (10 s), so that a listener the hub drops for not
-#: reading is reported as that.
-STALL = 15.0
-#: How often the hub's stats are asked whether a client was dropped, in seconds.
-STATS_EVERY = 0.5
 _SEQ = """seq -f '{"i":%.0f}' 1 "$1\""""
 #: $1 the count, $2 socat, $3 the lines socket.
 WRITE_LINES = f'set -o pipefail; {_SEQ} | "$2" -u - UNIX-CONNECT:"$3"'
@@ -138,37 +132,15 @@ class Run:
         hub_cpu0 = cpu_seconds(self.hub.pid)
         started = time.perf_counter()
         self.writer = writer = box.spawn(writer_argv, name=f"{self.name}-write")
-        writer_done: tuple[float, float] | None = None
-        listener_done: tuple[float, float] | None = None
-        now = time.monotonic()
-        deadline, grew_at, stats_at = now + _timeout(count), now, now + STATS_EVERY
-        reached = 0.0
-        while True:
-            if follower.poll():
-                grew_at = time.monotonic()
-                if follower.lines >= count:
-                    reached = time.perf_counter()
-                    break
-            if writer_done is None and (writer_done := reaped(writer)) is not None \
-                    and writer.returncode != 0:
-                raise self.fail(f"the writer exited {writer.returncode}")
-            if listener_done is None and (listener_done := reaped(listener)) is not None:
-                follower.poll()
-                if follower.lines >= count:
-                    reached = time.perf_counter()
-                    break
-                raise self.fail(f"the listener exited {listener.returncode}")
-            now = time.monotonic()
-            if now >= stats_at:
-                stats_at = now + STATS_EVERY
-                dropped = hub_stats(self.address)["dropped_clients"] - stats0["dropped_clients"]
-                if dropped:
-                    raise self.fail(f"the hub dropped {dropped} client(s) as slow consumers")
-            if now - grew_at > STALL:
-                raise self.fail(f"no new line for {STALL:g} s")
-            if now > deadline:
-                raise self.fail(f"not done after {_timeout(count):g} s")
-            time.sleep(POLL)
+
+        def watch() -> None:
+            dropped = hub_stats(self.address)["dropped_clients"] - stats0["dropped_clients"]
+            if dropped:
+                raise RuntimeError(f"the hub dropped {dropped} client(s) as slow consumers")
+
+        reached, writer_done, listener_done = follow(
+            follower, count, writer, listener, timeout=_timeout(count), watch=watch,
+            fail=self.fail)
         if listener_done is None and not self.ends_itself:  # socat: it never ends by itself
             listener_done = (reached, cpu_seconds(listener.pid))
             box.stop(listener)

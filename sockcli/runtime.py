@@ -206,7 +206,11 @@ def lstat_entry(dir_fd: int, name: str, path: str) -> os.stat_result | None:
 
 def socket_path(socket_dir: Path, event_name: str) -> Path:
     """``{socket_dir}/{event}.sock``, refused if longer than the kernel accepts."""
-    path = socket_dir / f"{validate_event_name(event_name)}.sock"
+    return _unix_path(socket_dir / f"{validate_event_name(event_name)}.sock")
+
+
+def _unix_path(path: Path) -> Path:
+    """``path``, refused (ValidationError) if longer than a Unix socket's sun_path holds."""
     size = len(os.fsencode(path))
     if size > MAX_UNIX_PATH:
         raise ValidationError(
@@ -224,14 +228,7 @@ def fifo_path(socket_dir: Path, event_name: str) -> Path:
 def lines_path(socket_dir: Path, event_name: str) -> Path:
     """``{socket_dir}/{event}.lines.sock``: a Unix hub's JSON-lines socket, refused if
     longer than the kernel accepts."""
-    path = socket_dir / f"{validate_event_name(event_name)}.lines.sock"
-    size = len(os.fsencode(path))
-    if size > MAX_UNIX_PATH:
-        raise ValidationError(
-            f"socket path {path} is {size} bytes long, over the limit of {MAX_UNIX_PATH} "
-            "bytes for Unix sockets: choose a shorter socket_dir or event name"
-        )
-    return path
+    return _unix_path(socket_dir / f"{validate_event_name(event_name)}.lines.sock")
 
 
 def record_path(socket_dir: Path, event_name: str) -> Path:

@@ -10,11 +10,11 @@ checked as token files are).
 from __future__ import annotations
 
 import os
-import stat
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from sockcli.exceptions import ValidationError
+from sockcli.protocol.auth import check_private_file
 
 if TYPE_CHECKING:
     import ssl
@@ -103,7 +103,7 @@ def _shown(url: str) -> str:
 def read_password_file(path: str | os.PathLike[str]) -> str:
     """The password in ``path`` (its line end removed), refusing a file that others could
     read or change: a regular file of this user (or root), no permission for group or
-    others, as token files (:func:`sockcli.protocol.auth.read_token_fd`). ValidationError."""
+    others, as token files (:func:`sockcli.protocol.auth.check_private_file`). ValidationError."""
     name = os.fspath(path)
     try:
         # O_NONBLOCK: a FIFO put there must be refused, not wait for a writer.
@@ -112,17 +112,7 @@ def read_password_file(path: str | os.PathLike[str]) -> str:
         raise ValidationError(f"cannot read the bridge's password file {name}: "
                               f"{exc.strerror or exc}") from None
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ValidationError(f"the bridge's password file {name} is not a regular file")
-        if st.st_uid not in (os.geteuid(), 0):
-            raise ValidationError(f"the bridge's password file {name} belongs to uid "
-                                  f"{st.st_uid}, not to you (uid {os.geteuid()}): they could "
-                                  "change it")
-        if st.st_mode & 0o077:
-            raise ValidationError(
-                f"the bridge's password file {name} is accessible by group or others (mode "
-                f"{stat.S_IMODE(st.st_mode):04o}): run 'chmod 600 {name}'")
+        check_private_file(fd, f"the bridge's password file {name}", name)
         data = os.read(fd, _MAX_PASSWORD_BYTES + 3)
     except OSError as exc:
         raise ValidationError(f"cannot read the bridge's password file {name}: "

@@ -90,20 +90,28 @@ def load_token_file(path: str | os.PathLike[str]) -> bytes:
     return read_token_fd(fd, name)
 
 
+def check_private_file(fd: int, label: str, name: str) -> None:
+    """Refuse the file open as ``fd`` unless it is a regular file of this user (or root)
+    with no permission for group or others: anyone else could read or change the secret
+    in it. ``label`` names it in the errors ("token file /x"), ``name`` is its path for the
+    ``chmod`` advice. ValidationError; OSError from fstat."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise ValidationError(f"{label} is not a regular file")
+    if st.st_uid not in (os.geteuid(), 0):
+        raise ValidationError(f"{label} belongs to uid {st.st_uid}, not to you "
+                              f"(uid {os.geteuid()}): they could change it")
+    if st.st_mode & 0o077:
+        raise ValidationError(
+            f"{label} is accessible by group or others (mode "
+            f"{stat.S_IMODE(st.st_mode):04o}): run 'chmod 600 {name}'")
+
+
 def read_token_fd(fd: int, name: str) -> bytes:
     """The token in the file open as ``fd`` (closed here), with :func:`load_token_file`'s
     checks; ``name`` says which file in the errors (ValidationError)."""
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ValidationError(f"token file {name} is not a regular file")
-        if st.st_uid not in (os.geteuid(), 0):
-            raise ValidationError(f"token file {name} belongs to uid {st.st_uid}, not to you "
-                                  f"(uid {os.geteuid()}): they could change it")
-        if st.st_mode & 0o077:
-            raise ValidationError(
-                f"token file {name} is accessible by group or others (mode "
-                f"{stat.S_IMODE(st.st_mode):04o}): run 'chmod 600 {name}'")
+        check_private_file(fd, f"token file {name}", name)
         data = os.read(fd, MAX_TOKEN_BYTES + 64)
     except OSError as exc:
         raise ValidationError(f"cannot read token file {name}: {exc.strerror or exc}") from None
