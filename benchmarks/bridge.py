@@ -57,7 +57,7 @@ from common import (
     wait_until,
     worker,
 )
-from delivery import POLL, Follower, check_sequence, follow, wait_all
+from filestream import FileStream
 from peers import MOSQUITTO_MISSING, which
 
 SECTION_RATE = ("6a. MQTT bridge, 1 writer on hub A -> 1 listener on hub B (messages/s, ratio "
@@ -140,95 +140,6 @@ def _start_broker(box: Sandbox, exe: str) -> tuple[subprocess.Popen[Any], int]:
     return proc, port
 
 
-class Run:
-    """One timed stream into a listener's file: the processes, the file, the failure text."""
-
-    def __init__(self, box: Sandbox, name: str, out: Path, count: int,
-                 logs: dict[str, subprocess.Popen[Any]]) -> None:
-        self.box, self.name, self.out, self.count = box, name, out, count
-        self.logs = dict(logs)
-        self.listener: subprocess.Popen[Any] | None = None
-        self.writer: subprocess.Popen[Any] | None = None
-        self.follower: Follower | None = None
-
-    def fail(self, what: str) -> RuntimeError:
-        got = self.follower.lines if self.follower is not None else 0
-        text = f"{self.name}: {what}; the listener's file has {got} of {self.count} lines"
-        for label, proc in self.logs.items():
-            text += f"\n{label} log:\n{self.box.log_of(proc)}"
-        return RuntimeError(text)
-
-    def start_listener(self, argv: list[str], subscribed: Callable[[], bool]) -> None:
-        with open(self.out, "wb") as stdout:
-            self.listener = listener = self.box.spawn(argv, name=f"{self.name}-listen",
-                                                      stdout=stdout)
-        self.logs["listener"] = listener
-        try:
-            wait_until(lambda: alive(listener, "the listener") and subscribed(), 10.0,
-                       "the listener to subscribe")
-        except (TimeoutError, RuntimeError) as exc:
-            raise self.fail(str(exc)) from None
-
-    def settle(self, probe: Callable[[int], None]) -> int:
-        """Probes, one a second, until the newest one sent is in the listener's file: it is
-        subscribed (a probe published before the listener subscribed is lost, as MQTT does
-        without a session, so only the newest counts). Returns the file's size then, where
-        the timed lines start."""
-        assert self.listener is not None
-        sent, due = 0, 0.0
-        deadline = time.monotonic() + 20
-        while True:
-            if sent and _has_probe(self.out, sent):
-                return self.out.stat().st_size
-            if time.monotonic() > deadline or self.listener.poll() is not None:
-                raise self.fail(f"{sent} probes sent, the last not arrived")
-            if time.monotonic() >= due:
-                sent += 1
-                probe(sent)
-                due = time.monotonic() + 1.0
-            time.sleep(POLL)
-
-    def stream(self, writer_argv: list[str], offset: int, *, ends_itself: bool,
-               event: str | None, watch: Callable[[], None]) -> dict[str, Any]:
-        """Start the writer; follow the file until the count is in (``watch`` raising on
-        trouble meanwhile); reap; check the file. Times and CPU seconds of each process."""
-        box, count, listener = self.box, self.count, self.listener
-        assert listener is not None
-        self.follower = follower = Follower(self.out, offset)
-        started = time.perf_counter()
-        self.writer = writer = box.spawn(writer_argv, name=f"{self.name}-write")
-        self.logs["writer"] = writer
-        reached, writer_done, listener_done = follow(
-            follower, count, writer, listener, timeout=_timeout(count), watch=watch,
-            fail=self.fail)
-        if listener_done is None and not ends_itself:  # mosquitto_sub never ends by itself
-            listener_done = (reached, cpu_seconds(listener.pid))
-            box.stop(listener)
-        rest = {k: p for k, p, d in (("writer", writer, writer_done),
-                                     ("listener", listener, listener_done)) if d is None}
-        done = wait_all(rest, 30.0, lambda what: str(self.fail(what)))
-        writer_done = writer_done or done["writer"]
-        listener_done = listener_done or done["listener"]
-        if writer.returncode != 0:
-            raise self.fail(f"the writer exited {writer.returncode}")
-        if ends_itself and listener.returncode != 0:
-            raise self.fail(f"the listener exited {listener.returncode}")
-        try:
-            check_sequence(self.out, count, event=event, offset=offset)
-        except RuntimeError as exc:
-            raise self.fail(str(exc)) from None
-        return {"rate": count / (reached - started), "seconds": reached - started,
-                "writer_seconds": writer_done[0] - started, "sender_cpu_s": writer_done[1],
-                "receiver_cpu_s": listener_done[1]}
-
-    def close(self) -> None:
-        for proc in (self.writer, self.listener):
-            if proc is not None:
-                self.box.stop(proc)
-        if self.follower is not None:
-            self.follower.close()
-
-
 class Rig:
     """The broker and the two bridged hubs, and the runs made on them."""
 
@@ -296,11 +207,12 @@ class Rig:
     def _settle_path(self) -> None:
         """A message sent on hub A reaches a listener of hub B: the whole path is up."""
         out = self.box.path("bridge-settle.jsonl")
-        run = Run(self.box, "bridge settle", out, 1, self.logs())
+        run = FileStream(self.box, "bridge settle", out, 1, logs=self.logs(),
+                         timeout=_timeout(1))
         before = self.b.stats()["subscribers"]
         try:
-            run.start_listener(self.b.cli("listen", EVENT, "--json"),
-                               lambda: self.b.stats()["subscribers"] > before)
+            run.start_listener(self.b.cli("listen", EVENT, "--json"), ends_itself=False,
+                               subscribed=lambda: self.b.stats()["subscribers"] > before)
             run.settle(lambda n: self._send_a({"probe": n}))
         finally:
             run.close()
@@ -334,8 +246,8 @@ class Rig:
         """seq | sockcli send --lines on hub A -> sockcli listen on hub ``to`` (a or b)."""
         target = self.b if to == "b" else self.a
         self.quiesce()
-        run = Run(self.box, f"bridge {to}", self.box.path(f"bridge-{to}-{rep}.jsonl"), count,
-                  self.logs())
+        run = FileStream(self.box, f"bridge {to}", self.box.path(f"bridge-{to}-{rep}.jsonl"),
+                         count, event=EVENT, logs=self.logs(), timeout=_timeout(count))
         stats0 = {h.name: h.stats() for h in (self.a, self.b)}
         dropped0 = {k: v for h in (self.a, self.b) for k, v in (
             (h.name, stats0[h.name]["dropped_clients"]),
@@ -343,11 +255,12 @@ class Rig:
         try:
             before = stats0[target.name]["subscribers"]
             run.start_listener(target.cli("listen", EVENT, "--json", "--count", str(count)),
-                               lambda: target.stats()["subscribers"] > before)
+                               ends_itself=True,
+                               subscribed=lambda: target.stats()["subscribers"] > before)
             cpu0 = self._cpu()
             result = run.stream(["bash", "-c", WRITE_SOCKCLI, "bench-write", str(count),
-                                 SOCKCLI, str(self.a.dir), EVENT], 0, ends_itself=True,
-                                event=EVENT, watch=self._watch([self.a, self.b], dropped0))
+                                 SOCKCLI, str(self.a.dir), EVENT],
+                                watch=self._watch([self.a, self.b], dropped0))
             result.update({k: v - cpu0[k] for k, v in self._cpu().items()})
             a0, b0 = stats0["a"]["bridge"], stats0["b"]["bridge"]
             if to == "b":
@@ -372,13 +285,13 @@ class Rig:
 
     def mosquitto_run(self, count: int, rep: int) -> dict[str, Any]:
         """seq | mosquitto_pub -l -> the broker -> mosquitto_sub."""
-        run = Run(self.box, "mosquitto", self.box.path(f"bridge-mosquitto-{rep}.jsonl"), count,
-                  {"mosquitto": self.broker})
+        run = FileStream(self.box, "mosquitto", self.box.path(f"bridge-mosquitto-{rep}.jsonl"),
+                         count, logs={"mosquitto": self.broker}, timeout=_timeout(count))
         port = str(self.port)
         self.quiesce()
         try:
             run.start_listener([self.sub, "-h", "127.0.0.1", "-p", port, "-V", "5", "-q", "1",
-                                "-t", PLAIN_TOPIC], lambda: True)
+                                "-t", PLAIN_TOPIC], ends_itself=False)
 
             def probe(n: int) -> None:
                 done = self.box.run([self.pub, "-h", "127.0.0.1", "-p", port, "-V", "5", "-q",
@@ -391,8 +304,7 @@ class Rig:
             offset = run.settle(probe)
             broker0 = cpu_seconds(self.broker.pid)
             result = run.stream(["bash", "-c", WRITE_MOSQUITTO, "bench-write", str(count),
-                                 self.pub, port, PLAIN_TOPIC], offset, ends_itself=False,
-                                event=None, watch=lambda: None)
+                                 self.pub, port, PLAIN_TOPIC], offset=offset)
             result["broker_cpu_s"] = cpu_seconds(self.broker.pid) - broker0
             return result
         finally:
@@ -454,20 +366,6 @@ class Rig:
         finally:
             for proc in procs.values():
                 box.stop(proc)
-
-
-def _has_probe(path: Path, n: int) -> bool:
-    """Whether a line of ``path`` carries ``{"probe": n}``, bare or as a listen --json
-    record's data."""
-    want = {"probe": n}
-    for raw in path.read_bytes().splitlines():
-        try:
-            record = json.loads(raw)
-        except ValueError:
-            continue
-        if record == want or (isinstance(record, dict) and record.get("data") == want):
-            return True
-    return False
 
 
 def _more_subscribers(hub: Hub, before: int) -> Callable[[], bool]:

@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import resource
+import select
 import shutil
 import signal
 import socket
@@ -22,7 +23,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -72,6 +72,20 @@ def iso_ms(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
+def stream_data(k: int) -> dict[str, Any]:
+    """The data of the k-th message (from 1) of every throughput figure: what the workers send
+    and what the lines files given to the CLI and the peers hold, so one check fits all."""
+    return {"i": k, "progress": k % 101}
+
+
+def write_lines(path: Path, count: int) -> Path:
+    """The lines file of the streams fed from a file (``sockcli send --lines`` and the peers'
+    senders): ``stream_data(k)`` as JSON, k from 1 to ``count``."""
+    with open(path, "w") as f:
+        f.writelines(json.dumps(stream_data(k)) + "\n" for k in range(1, count + 1))
+    return path
+
+
 def message_frame(event: str, data: dict[str, Any], seq: int | None = None) -> bytes:
     """A message frame as sockcli's own client encodes it: the six keys, plus seq if given."""
     ms = time.time_ns() // 1_000_000
@@ -109,11 +123,22 @@ def parse_address(text: str) -> tuple[int, Any]:
 
 
 def connect(address: str, timeout: float = 5.0) -> socket.socket:
+    """A connected socket with ``timeout`` set. A Unix socket whose listen backlog is full
+    refuses at once (EAGAIN) where TCP would wait: that is retried until ``timeout``, so that
+    thousands of subscribers can connect faster than the server accepts them."""
     family, addr = parse_address(address)
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.settimeout(timeout)
+    deadline = time.monotonic() + timeout
     try:
-        sock.connect(addr)
+        while True:
+            try:
+                sock.connect(addr)
+                break
+            except BlockingIOError:
+                if family != socket.AF_UNIX or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.001)
     except BaseException:
         sock.close()
         raise
@@ -155,12 +180,15 @@ def median(values: Sequence[float]) -> float:
 
 def interleaved(systems: dict[str, Callable[[int], dict[str, Any]]], reps: int, what: str,
                 unit: str, log: Callable[[str], None], *, keep: int = 1500,
+                results: dict[str, list[dict[str, Any]]] | None = None,
                 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
     """Run each system once per repetition, in turn (so that the machine's load falls on all
     of them alike): the results of each, and the error of those that failed (a failing system
     is not run again, and does not hide the others). ``fn(rep)`` gets the repetition's index;
-    ``what`` and ``unit`` word the log lines ("fifo", "10,000 lines")."""
-    results: dict[str, list[dict[str, Any]]] = {k: [] for k in systems}
+    ``what`` and ``unit`` word the log lines ("fifo", "10,000 lines"). ``results``, if given,
+    is filled as the runs end, so that a system can read the figures of those before it."""
+    results = {} if results is None else results
+    results.update({k: [] for k in systems})
     errors: dict[str, str] = {}
     for rep in range(reps):
         for key, fn in systems.items():
@@ -220,23 +248,6 @@ def cpu_note(runs: Sequence[dict[str, Any]], middle: str, per: int, unit: str) -
     return (f"CPU {unit} per {'message' if unit == 'us' else 'delivery'}: sender "
             f"{cost('sender_cpu_s')}, {middle} {cost('hub_cpu_s')}, receiver "
             f"{cost('receiver_cpu_s')} (wall: {cost('seconds')})")
-
-
-def check_target(row: Row, *, max_ratio: float | None = None,
-                 min_ratio: float | None = None) -> Row:
-    if max_ratio is not None:
-        row.target = f"<= {max_ratio:g}x"
-        if row.ratio is not None:
-            row.verdict = "holds" if row.ratio <= max_ratio else "MISSES"
-    if min_ratio is not None:
-        row.target = f">= {min_ratio:g}x"
-        if row.ratio is not None:
-            row.verdict = "holds" if row.ratio >= min_ratio else "MISSES"
-    return row
-
-
-def unavailable(section: str, key: str, label: str, why: str) -> Row:
-    return Row(section=section, key=key, label=label, value=None, unit="", note=why)
 
 
 def fmt_value(value: float | None, unit: str) -> str:
@@ -553,9 +564,11 @@ class Sandbox:
 
     # -- the servers the suites use -------------------------------------------------------
 
-    def start_hub(self, event: str, *extra: str) -> subprocess.Popen[Any]:
-        """``sockcli serve EVENT`` (Unix socket), returned once it answers a handshake."""
-        proc = self.spawn([SOCKCLI, "serve", event, *extra], name=f"hub-{event}")
+    def start_hub(self, event: str, *extra: str,
+                  options: Sequence[str] = ()) -> subprocess.Popen[Any]:
+        """``sockcli [OPTIONS] serve EVENT [EXTRA]`` (Unix socket), returned once it answers
+        a handshake."""
+        proc = self.spawn([SOCKCLI, *options, "serve", event, *extra], name=f"hub-{event}")
         address = self.hub_address(event)
         try:
             wait_until(lambda: alive(proc, "sockcli serve") and bool(hub_stats(address, 1.0)),
@@ -586,46 +599,15 @@ def sandbox(keep: bool = False) -> Iterator[Sandbox]:
         box.close(keep=keep)
 
 
-def wait_with_cpu(proc: subprocess.Popen[Any]) -> tuple[float, float]:
-    """Reap a child: (time.perf_counter() at its exit, its CPU seconds, user + system)."""
-    _, status, usage = os.wait4(proc.pid, 0)
-    ended = time.perf_counter()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return ended, usage.ru_utime + usage.ru_stime
-
-
-class LineCounter:
-    """Reads a child's stdout in a thread and counts newlines, noting when ``target`` came."""
-
-    def __init__(self, stream: Any, target: int | None = None) -> None:
-        self.count = 0
-        self.target = target
-        self.reached_at: float | None = None
-        self.first_line = b""
-        self.done = threading.Event()
-        self._fd = stream.fileno()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            while True:
-                chunk = os.read(self._fd, 1 << 20)
-                if not chunk:
-                    return
-                if not self.first_line:
-                    self.first_line = chunk.split(b"\n", 1)[0]
-                self.count += chunk.count(b"\n")
-                if self.target is not None and self.reached_at is None \
-                        and self.count >= self.target:
-                    self.reached_at = time.perf_counter()
-        except OSError:
-            return
-        finally:
-            self.done.set()
-
-    def wait(self, timeout: float) -> bool:
-        return self.done.wait(timeout)
+def read_ready(proc: subprocess.Popen[Any], timeout: float, what: str, box: Sandbox) -> None:
+    """Wait, at most ``timeout`` seconds, for a worker's "ready" line (text-mode stdout, not
+    read before): RuntimeError with its log if it says anything else, exits or is late."""
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    line = proc.stdout.readline() if ready else ""
+    if line.strip() != "ready":
+        late = "" if ready else f"not ready after {timeout:g} s"
+        raise RuntimeError(f"{what}: receiver {late or f'said {line!r}'}:\n{box.log_of(proc)}")
 
 
 def worker(*args: str) -> list[str]:
@@ -638,20 +620,31 @@ def run_worker_pair(box: Sandbox, receiver: Sequence[str], sender: Sequence[str]
                     ready_check: Callable[[], bool] | None = None) -> tuple[dict[str, Any],
                                                                              dict[str, Any]]:
     """Start a receiver worker, wait for its "ready" line (and ``ready_check``), run a sender
-    worker, and return both JSON reports."""
+    worker, and return both JSON reports. Fails at once, with the receiver's report and log,
+    when the receiver fails before the sender is done (it found a message out of sequence,
+    stalled, or lost its connection), rather than when ``timeout`` has passed."""
     recv = box.spawn(receiver, name=f"{name}-recv", stdout=subprocess.PIPE, text=True)
     try:
         assert recv.stdout is not None
-        line = recv.stdout.readline()
-        if line.strip() != "ready":
-            raise RuntimeError(f"{name}: receiver not ready ({line!r}):\n{box.log_of(recv)}")
+        read_ready(recv, 60.0, name, box)
         if ready_check is not None:
             wait_until(ready_check, 10.0, f"{name}: the hub to see the receiver")
         send = box.spawn(sender, name=f"{name}-send", stdout=subprocess.PIPE, text=True)
         try:
-            send_out, _ = send.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise RuntimeError(f"{name}: sender timed out:\n{box.log_of(send)}") from None
+            deadline = time.monotonic() + timeout
+            while send.poll() is None:
+                if recv.poll() is not None and recv.returncode != 0:
+                    out = recv.stdout.read()
+                    raise RuntimeError(f"{name}: the receiver exited {recv.returncode} while "
+                                       f"the sender ran: {out.strip()[:500]}\n"
+                                       f"{box.log_of(recv)}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{name}: sender not done after {timeout:g} s:\n"
+                                       f"{box.log_of(send)}")
+                time.sleep(0.01)
+            send_out, _ = send.communicate(timeout=10)
+        finally:
+            box.stop(send)
         if send.returncode != 0:
             raise RuntimeError(f"{name}: sender failed ({send.returncode}):\n"
                                f"{box.log_of(send)}")
@@ -660,8 +653,8 @@ def run_worker_pair(box: Sandbox, receiver: Sequence[str], sender: Sequence[str]
         except subprocess.TimeoutExpired:
             raise RuntimeError(f"{name}: receiver timed out:\n{box.log_of(recv)}") from None
         if recv.returncode != 0:
-            raise RuntimeError(f"{name}: receiver failed ({recv.returncode}):\n"
-                               f"{box.log_of(recv)}")
+            raise RuntimeError(f"{name}: receiver failed ({recv.returncode}): "
+                               f"{recv_out.strip()[:500]}\n{box.log_of(recv)}")
         return json.loads(send_out), json.loads(recv_out)
     finally:
         box.stop(recv)

@@ -1,7 +1,7 @@
-"""What the FIFO and lines-socket benchmarks (fifo.py, lines_socket.py) check and watch: that a
-listener's output file holds every message, in order and nothing else; when each process
-ended and what CPU it used; and a bounded wait that fails at once, with the logs, when a
-listener exits or is dropped, or the output stops growing.
+"""What the benchmarks that stream into a listener's file (stream.py, fifo.py, lines_socket.py,
+bridge.py, through filestream.py) check and watch: that the file holds every message, in order
+and nothing else; when each process ended and what CPU it used; and a bounded wait that fails
+at once, with the logs, when a listener exits or is dropped, or the output stops growing.
 
 Processes are reaped by polling ``os.wait4(pid, WNOHANG)`` every millisecond from the harness's
 own thread (no waiter threads racing :meth:`Sandbox.stop`): an exit time is known to about a
@@ -60,6 +60,9 @@ class Follower:
         self.path = path
         self.offset = offset
         self.lines = 0
+        #: Lines in the file when the writer exited (set by :func:`follow`): what the reader
+        #: had when the writer was done, the rest being in buffers on the way.
+        self.at_writer_exit: int | None = None
         self._fd = os.open(path, os.O_RDONLY)
         os.lseek(self._fd, offset, os.SEEK_SET)
 
@@ -75,11 +78,21 @@ class Follower:
         os.close(self._fd)
 
 
-def check_sequence(path: Path, count: int, *, event: str | None, offset: int = 0) -> None:
+#: The data the k-th message of a stream carries (from 1).
+Expect = Callable[[int], dict[str, Any]]
+
+
+def numbered(k: int) -> dict[str, Any]:
+    """``{"i": k}``: the lines of ``seq -f '{"i":%.0f}' 1 N``, the FIFO loop's."""
+    return {"i": k}
+
+
+def check_sequence(path: Path, count: int, *, event: str | None, offset: int = 0,
+                   expect: Expect = numbered) -> None:
     """The file holds exactly ``count`` lines from ``offset``, the k-th carrying
-    ``{"i": k}``: bare (``event`` None: what a shell wrote) or as the record ``sockcli listen
-    --json`` prints, of a data message of ``event``. RuntimeError saying the first line that
-    is wrong, or what is missing."""
+    ``expect(k)`` (``{"i": k}`` unless told): bare (``event`` None: what a shell or a peer's
+    client wrote) or as the record ``sockcli listen --json`` prints, of a data message of
+    ``event``. RuntimeError saying the first line that is wrong, or what is missing."""
     with open(path, "rb") as f:
         f.seek(offset)
         lines = f.read().splitlines()
@@ -99,8 +112,8 @@ def check_sequence(path: Path, count: int, *, event: str | None, offset: int = 0
                 raise RuntimeError(f"{path.name}: line {k} is not a data message of {event}: "
                                    f"{raw[:200]!r}")
             data = record.get("data")
-        if data != {"i": k}:
-            raise RuntimeError(f"{path.name}: line {k} carries {data!r}, not {{'i': {k}}} "
+        if data != (want := expect(k)):
+            raise RuntimeError(f"{path.name}: line {k} carries {data!r}, not {want!r} "
                                "(lost, duplicated or out of order)")
     if len(lines) != count:
         raise RuntimeError(f"{path.name}: {len(lines)} of {count} messages arrived (in order)")
@@ -115,13 +128,14 @@ STATS_EVERY = 0.5
 
 def follow(follower: Follower, count: int, writer: subprocess.Popen[Any],
            listener: subprocess.Popen[Any], *, timeout: float, watch: Callable[[], None],
-           fail: Callable[[str], Exception],
+           fail: Callable[[str], Exception], stall: float = STALL,
+           listener_label: str = "listener",
            ) -> tuple[float, tuple[float, float] | None, tuple[float, float] | None]:
     """Follow the listener's file until ``count`` lines are in: when they were
     (time.perf_counter()), and what :func:`reaped` gave for the writer and the listener if
     they ended meanwhile. Raises ``fail(why)`` at once when the writer fails, the listener
     ends early, ``watch()`` raises RuntimeError (every :data:`STATS_EVERY` s), the file stops
-    growing for :data:`STALL` s, or ``timeout`` passes: never a silent long wait."""
+    growing for ``stall`` s, or ``timeout`` passes: never a silent long wait."""
     writer_done: tuple[float, float] | None = None
     listener_done: tuple[float, float] | None = None
     now = time.monotonic()
@@ -131,14 +145,18 @@ def follow(follower: Follower, count: int, writer: subprocess.Popen[Any],
             grew_at = time.monotonic()
             if follower.lines >= count:
                 return time.perf_counter(), writer_done, listener_done
-        if writer_done is None and (writer_done := reaped(writer)) is not None \
-                and writer.returncode != 0:
-            raise fail(f"the writer exited {writer.returncode}")
+        if writer_done is None and (writer_done := reaped(writer)) is not None:
+            if writer.returncode != 0:
+                raise fail(f"the writer exited {writer.returncode}")
+            follower.poll()
+            follower.at_writer_exit = follower.lines
+            if follower.lines >= count:
+                return time.perf_counter(), writer_done, listener_done
         if listener_done is None and (listener_done := reaped(listener)) is not None:
             follower.poll()
             if follower.lines >= count:
                 return time.perf_counter(), writer_done, listener_done
-            raise fail(f"the listener exited {listener.returncode}")
+            raise fail(f"the {listener_label} exited {listener.returncode}")
         now = time.monotonic()
         if now >= watch_at:
             watch_at = now + STATS_EVERY
@@ -146,8 +164,8 @@ def follow(follower: Follower, count: int, writer: subprocess.Popen[Any],
                 watch()
             except RuntimeError as exc:
                 raise fail(str(exc)) from None
-        if now - grew_at > STALL:
-            raise fail(f"no new line for {STALL:g} s")
+        if now - grew_at > stall:
+            raise fail(f"no new line for {stall:g} s")
         if now > deadline:
             raise fail(f"not done after {timeout:g} s")
         time.sleep(POLL)

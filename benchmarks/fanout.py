@@ -25,8 +25,10 @@ from common import (
     cpu_seconds,
     hub_stats,
     median,
+    read_ready,
     run_worker_pair,
     worker,
+    write_lines,
 )
 from peers import (
     MOSQUITTO_MISSING,
@@ -35,7 +37,6 @@ from peers import (
     start_ncat_broker,
     which,
 )
-from stream import write_lines
 
 SECTION_FANOUT = "3a. Fan-out, 1 sender -> 100 subscribers (deliveries/s, ratio to the baseline)"
 SECTION_LATENCY = "3b. Latency, send -> receipt, 1,000 msg/s paced, 10 subscribers"
@@ -54,10 +55,7 @@ def external_sender(box: Sandbox, receiver: list[str], send_argv: list[str], nam
     recv = box.spawn(receiver, name=f"{name}-recv", stdout=subprocess.PIPE, text=True)
     procs: list[subprocess.Popen[Any]] = []
     try:
-        assert recv.stdout is not None
-        line = recv.stdout.readline()
-        if line.strip() != "ready":
-            raise RuntimeError(f"{name}: receiver not ready ({line!r}):\n{box.log_of(recv)}")
+        read_ready(recv, 60.0, name, box)
         if pacer is not None:
             read_end, write_end = os.pipe()
             try:

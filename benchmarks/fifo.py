@@ -11,7 +11,8 @@ Each run: a bash loop of ``count`` (10,000) ``echo "{\\"i\\":$i}" > "$fifo"``, o
 
 Messages/s from the loop's start to the listener's (or reader's) exit; runs interleaved
 (bare, hub, bare, hub, ...), medians compared. Each output file is checked: exactly N
-lines, the k-th carrying ``{"i": k}``. Target: the hub path >= 0.5x the bare FIFO.
+lines, the k-th carrying ``{"i": k}``. Target (issue 11, judged in targets.py): the
+hub path >= 0.5x the bare FIFO.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from common import (
     Row,
     Sandbox,
     alive,
-    check_target,
     cpu_seconds,
     hub_stats,
     interleaved,
@@ -172,11 +172,8 @@ def run(box: Sandbox, reps: int,
     for key in ("bare", "hub"):
         runs = results[key]
         if not runs:
-            row = Row(SECTION, f"fifo_{key}", labels[key], None, "msg/s",
-                      note=f"failed: {errors.get(key, '?')[:300]}")
-            if key == "hub":
-                check_target(row, min_ratio=0.5)  # listed as "not measured"
-            rows.append(row)
+            rows.append(Row(SECTION, f"fifo_{key}", labels[key], None, "msg/s",
+                            note=f"failed: {errors.get(key, '?')[:300]}"))
             continue
         row = Row(SECTION, f"fifo_{key}", labels[key], median([r["rate"] for r in runs]),
                   "msg/s", baseline_label="" if key == "bare" else "bare FIFO",
@@ -184,7 +181,5 @@ def run(box: Sandbox, reps: int,
                   note=_note(runs, count, key == "hub"),
                   extra={"runs": runs, "count": count, "min": min(r["rate"] for r in runs),
                          "max": max(r["rate"] for r in runs)})
-        if key == "hub":
-            check_target(row, min_ratio=0.5)
         rows.append(row)
     return rows, {"errors": errors}

@@ -8,16 +8,19 @@ made (or on Ctrl-C).
 
 Suites (docs/PERFORMANCE.md says what each number means):
   startup  one-shot process wall time: sockcli send / get / listen, reference imports, peers
-  stream   100,000 messages, 1 sender -> 1 listener: CLI, library, hub alone, baseline, peers
+  stream   100,000 messages, 1 sender -> 1 listener: CLI (also with a throttled reader),
+           library, hub alone, baseline, peers; every message checked, in order
   fanout   1 sender -> 100 subscribers (deliveries/s); latency at 1,000 msg/s, 10 subscribers
-  scale    hub memory with 1,000 idle subscribers; deliveries/s at 1, 10, 100, 1,000
+  scale    hub memory at rest and with 1,000 and 10,000 idle subscribers; deliveries/s at 1,
+           10, 100, 1,000
   fifo     a bash loop of 10,000 echo > "$fifo" into a hub's FIFO, against a bare FIFO
   lines    socat -> the JSON-lines socket -> socat, against the MessagePack path (CLI)
   bridge   two hubs bridged through mosquitto: messages/s against mosquitto_pub ->
            mosquitto_sub, latency added against local delivery
 
-Prints the table and writes it as JSON to benchmarks/results/latest.json (and Markdown to
-latest.md; quick.json and quick.md with --quick). Every process it starts runs in a private
+Prints the tables, then one block with every target (targets.py) and its verdict, and writes
+them as JSON to benchmarks/results/latest.json (and Markdown to latest.md; quick.json and
+quick.md with --quick). Every process it starts runs in a private
 temporary XDG_RUNTIME_DIR and is stopped on exit, on failure and on Ctrl-C.
 """
 
@@ -35,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import targets
 from common import (
     REPO,
     RESULTS_DIR,
@@ -84,7 +88,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="benchmarks/run.py",
         description="Measure sockcli against baselines run on the same machine in the same run.")
     parser.add_argument("--quick", action="store_true",
-                        help="small counts, one repetition: checks the harness works (~20 s)")
+                        help="small counts, one repetition: checks the harness works (~40 s)")
     parser.add_argument("--only", metavar="SUITES",
                         help=f"comma-separated subset of {','.join(SUITES)}")
     parser.add_argument("--runs", type=int, help="start-up: timed runs per command "
@@ -178,16 +182,15 @@ def main(argv: list[str] | None = None) -> int:
     meta["seconds"] = round(time.monotonic() - _T0, 1)
     meta["loadavg_end"] = os.getloadavg()
     meta["interrupted"] = interrupted
+    verdicts = targets.judge(rows, [s for s in args.suites if s in meta["suites"]])
+    meta["targets"] = targets.as_json(verdicts)
     print(render_table(rows))
     _print_profile(meta)
-    verdicts = [r for r in rows if r.target]
-    if verdicts:
-        print("Targets:")
-        for r in verdicts:
-            ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "not measured"
-            print(f"  {r.verdict or 'n/a':6}  {r.label}: {ratio} (target {r.target})")
+    print(targets.render(verdicts, meta["mode"], args.reps))
     write_results(rows, meta, args.output)
-    args.output.with_suffix(".md").write_text(render_table(rows, markdown=True))
+    args.output.with_suffix(".md").write_text(
+        render_table(rows, markdown=True) + "\n"
+        + targets.render(verdicts, meta["mode"], args.reps, markdown=True))
     log(f"wrote {_shown(args.output)} and {_shown(args.output.with_suffix('.md'))} "
         f"({meta['seconds']:.0f} s in all)")
     if interrupted:

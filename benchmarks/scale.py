@@ -1,13 +1,13 @@
-"""Scale: one ``sockcli serve`` process holding 1,000 idle subscribers, and delivery rates at
-1, 10, 100 and 1,000 subscribers, each against the baseline relay measured the same way.
+"""Scale: a hub's memory with 1,000 and 10,000 idle subscribers (memory.py), and delivery
+rates at 1, 10, 100 and 1,000 subscribers, each against the baseline relay measured the same way.
 
-Memory is VmRSS from /proc/PID/status of the hub process: idle with no client, then with
-1,000 subscribers that completed their handshake and sit idle. Deliveries/s: a raw sender
-(the same for both) sends about ``deliveries / subscribers`` messages; one receiver process
-holds every subscriber (raw sockets, selectors) and counts message frames. At each point sockcli
-and the baseline run one after the other, ``reps`` times, and the medians are compared. The
-hub's CPU time over the runs is read from /proc/PID/stat, so deliveries per CPU-second of the
-hub process are reported too: a figure the other processes on the two cores disturb less.
+Deliveries/s: a raw sender (the same for both) sends about ``deliveries / subscribers``
+messages; one receiver process holds every subscriber (raw sockets, selectors), counts message
+frames and checks their numbers. At each point sockcli and the baseline run one after the
+other, ``reps`` times, and the medians are compared. The hub's CPU time over the runs is read
+from /proc/PID/stat, so deliveries per CPU-second of the hub process are reported too: a
+figure the other processes on the two cores disturb less. mosquitto, where installed: its
+memory and its rate with 1,000 raw MQTT subscribers, one run.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import memory
 from common import (
     Row,
     Sandbox,
@@ -25,20 +26,19 @@ from common import (
     hub_stats,
     median,
     raise_fd_limit,
+    read_ready,
     vm_rss_kib,
     wait_until,
     worker,
+    write_lines,
 )
 from peers import MOSQUITTO_MISSING, start_mosquitto, which
-from stream import write_lines
 
-SECTION_MEM = "4a. Memory of the hub process (VmRSS)"
+SECTION_MEM = memory.SECTION
 SECTION_RATE = "4b. Deliveries/s by number of subscribers (ratio to the baseline relay)"
 EVENT = "bench_scale"
 IDLE = 1000
 POINTS = (1, 10, 100, 1000)
-
-
 MAX_MESSAGES = 100_000
 
 
@@ -52,32 +52,33 @@ def run(box: Sandbox, deliveries: int, reps: int,
     limit = raise_fd_limit()
     if limit < IDLE + 200:
         raise RuntimeError(f"RLIMIT_NOFILE is {limit}: too low for {IDLE} subscribers")
+    errors: dict[str, str] = {}
+    info: dict[str, Any] = {}
+    points: dict[int, dict[str, dict[str, Any]]] = {}
+    for subs in memory.POINTS:
+        try:
+            points[subs] = memory.measure(box, subs, log)
+        except Exception as exc:
+            errors[f"memory_{subs}"] = f"{type(exc).__name__}: {exc}"
+            log(f"scale: memory at {subs:,} FAILED: {errors[f'memory_{subs}'][:500]}")
     hub = box.start_hub(EVENT)
     address = box.hub_address(EVENT)
     relay, relay_address = box.start_relay("scale")
-    errors: dict[str, str] = {}
-    info: dict[str, Any] = {}
 
     def subscribed(n: int) -> Callable[[], bool]:
         return lambda: int(hub_stats(address)["subscribers"]) >= n
 
     def measure(name: str, pid: int, addr: str, subs: int, sender: list[str],
-                ready: Callable[[], bool] | None, idle_rss: bool = False) -> dict[str, Any]:
+                ready: Callable[[], bool] | None) -> dict[str, Any]:
         n = _messages(deliveries, subs)
         recv = box.spawn(worker("raw-recv", "--address", addr, "--subs", str(subs), "--count",
                                 str(n), "--timeout", "240"),
                          name=f"scale-{name}-{subs}-recv", stdout=subprocess.PIPE, text=True)
         out: dict[str, Any] = {"subscribers": subs, "messages": n}
         try:
-            assert recv.stdout is not None
-            line = recv.stdout.readline()
-            if line.strip() != "ready":
-                raise RuntimeError(f"receiver not ready: {box.log_of(recv)}")
+            read_ready(recv, 60.0, f"{subs} subscribers", box)
             if ready is not None:
                 wait_until(ready, 20.0, f"{subs} subscribers")
-            if idle_rss:
-                time.sleep(1.0)  # idle: let the hub settle after the burst of handshakes
-                out["rss_kib"] = vm_rss_kib(pid)
             cpu0 = cpu_seconds(pid)
             send = box.spawn([*sender, "--count", str(n)], name=f"scale-{name}-{subs}-send",
                              stdout=subprocess.PIPE, text=True)
@@ -93,7 +94,8 @@ def run(box: Sandbox, deliveries: int, reps: int,
             box.stop(recv)
         sent, got = json.loads(send_out), json.loads(recv_out)
         if not got.get("complete"):
-            raise RuntimeError(f"{got.get('received')} of {got.get('expected')} deliveries")
+            raise RuntimeError(f"{got.get('received')} of {got.get('expected')} deliveries "
+                               f"({got.get('error') or 'incomplete'}):\n{box.log_of(recv)}")
         seconds = (got["t_last"] - sent["t_start"]) / 1e9
         out.update(rate=got["received"] / seconds, seconds=seconds, hub_cpu_s=cpu1 - cpu0,
                    per_cpu_s=got["received"] / max(cpu1 - cpu0, 1e-9),
@@ -107,12 +109,8 @@ def run(box: Sandbox, deliveries: int, reps: int,
         "baseline": (relay.pid, relay_address, worker("raw-send", "--address", relay_address,
                                                        "--event", EVENT), None),
     }
-    rss_idle: dict[str, int] = {}
-    rss_full: dict[str, int] = {}
-    for key, (pid, *_) in systems.items():
-        rss_idle[key] = vm_rss_kib(pid)
-    # Interleaved: at each point sockcli then the baseline, so both see the same machine;
-    # 1,000 first, whose idle moment gives the memory figure. Medians over ``reps``.
+    # Interleaved: at each point sockcli then the baseline, so both see the same machine.
+    # Medians over ``reps``.
     runs: dict[str, dict[int, list[dict[str, Any]]]] = {
         k: {n: [] for n in POINTS} for k in systems}
     for rep in range(reps):
@@ -123,14 +121,11 @@ def run(box: Sandbox, deliveries: int, reps: int,
                 log(f"scale: {key}, {subs} subscriber{'s' if subs > 1 else ''}, "
                     f"{_messages(deliveries, subs):,} messages (run {rep + 1} of {reps})")
                 try:
-                    r = measure(key, pid, addr, subs, sender, ready(subs) if ready else None,
-                                idle_rss=subs == IDLE and key not in rss_full)
+                    r = measure(key, pid, addr, subs, sender, ready(subs) if ready else None)
                 except Exception as exc:
                     errors[f"{key}_{subs}"] = f"{type(exc).__name__}: {exc}"
                     log(f"scale: {key} at {subs} FAILED: {errors[f'{key}_{subs}'][:500]}")
                     continue
-                if "rss_kib" in r:
-                    rss_full[key] = r["rss_kib"]
                 runs[key][subs].append(r)
     for key, (pid, *_) in systems.items():
         info[f"{key}_rss_after_kib"] = vm_rss_kib(pid)
@@ -158,23 +153,7 @@ def run(box: Sandbox, deliveries: int, reps: int,
         peer_rows = [Row(SECTION_MEM, "rss_mosquitto", "peer: mosquitto broker", None, "",
                          note=MOSQUITTO_MISSING)]
 
-    rows: list[Row] = []
-    s_idle, b_idle = rss_idle["sockcli"], rss_idle["baseline"]
-    s_full, b_full = rss_full.get("sockcli"), rss_full.get("baseline")
-    rows.append(Row(SECTION_MEM, "rss_idle", "sockcli serve, no client", s_idle / 1024, "MiB",
-                    baseline_label="baseline relay, no client", baseline=b_idle / 1024))
-    if s_full is not None:
-        rows.append(Row(SECTION_MEM, "rss_1000", f"sockcli serve + {IDLE:,} idle subscribers",
-                        s_full / 1024, "MiB", baseline_label=f"baseline relay + {IDLE:,}",
-                        baseline=b_full / 1024 if b_full else None))
-        rows.append(Row(SECTION_MEM, "rss_per_subscriber", "sockcli serve: added per subscriber",
-                        (s_full - s_idle) / IDLE, "KiB",
-                        baseline_label="baseline relay",
-                        baseline=(b_full - b_idle) / IDLE if b_full else None))
-    else:
-        rows.append(Row(SECTION_MEM, "rss_1000", f"sockcli serve + {IDLE:,} idle subscribers",
-                        None, "MiB",
-                        note=f"failed: {errors.get(f'sockcli_{IDLE}', '?')[:300]}"))
+    rows: list[Row] = memory.rows(points, errors)
     rows.extend(r for r in peer_rows if r.section == SECTION_MEM)
     for subs in POINTS:
         s = results["sockcli"].get(subs)
@@ -192,7 +171,7 @@ def run(box: Sandbox, deliveries: int, reps: int,
                         + (f" (baseline relay: {b['per_cpu_s']:,.0f})" if b else ""))
         rows.append(row)
     rows.extend(r for r in peer_rows if r.section == SECTION_RATE)
-    return rows, {"errors": errors, **info}
+    return rows, {"errors": errors, "memory": points, **info}
 
 
 def _mosquitto(box: Sandbox, exe: str, pub: str, deliveries: int,
@@ -208,9 +187,7 @@ def _mosquitto(box: Sandbox, exe: str, pub: str, deliveries: int,
                             "--subs", str(IDLE), "--count", str(n), "--timeout", "240"),
                      name="scale-mosquitto-recv", stdout=subprocess.PIPE, text=True)
     try:
-        assert recv.stdout is not None
-        if recv.stdout.readline().strip() != "ready":
-            raise RuntimeError(f"receiver not ready: {box.log_of(recv)}")
+        read_ready(recv, 60.0, f"{IDLE} MQTT subscribers", box)
         time.sleep(1.0)
         full = vm_rss_kib(pid)
         with open(lines, "rb") as stdin:

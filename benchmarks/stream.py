@@ -1,43 +1,50 @@
 """Streaming: N small messages from one sender to one listener, end to end, in messages/s.
 
-Each system runs ``reps`` times, interleaved (sockcli CLI, library, raw clients through the
-hub, baseline, peers; then again), and the median rate is quoted. Rates:
+Every message is numbered: the k-th carries ``{"i": k, "progress": k % 101}``
+(common.stream_data), in the lines file given to ``sockcli send --lines`` and to the peers'
+senders, and in what the workers send. Each system runs ``reps`` times, interleaved (baseline,
+CLI, throttled CLI, library, hub alone, peers; then again), and the median rate is quoted.
 
-* CLI: from starting ``sockcli send --lines`` (listener already connected) until
-  ``sockcli listen --count N`` has exited, N lines counted on its stdout;
-* workers (library, raw, baseline): from the sender's first send, after it connected, until
-  the receiver has counted the Nth message (both read the one monotonic clock);
-* peers: from starting the sender until the harness has counted the Nth line on the
-  listener's stdout (ncat --recv-only never exits by itself; mosquitto_sub is read the same
-  way for symmetry).
+* CLI: ``sockcli send E --lines < file`` -> hub -> ``sockcli listen E --json --count N >
+  out`` (the listener started first, and counted by the hub's stats before the writer starts);
+  from starting the writer until the N-th line is in ``out`` (filestream.FileStream follows
+  it). ``out`` is then checked line by line: exactly N records of data messages of E, the k-th
+  carrying message k; the hub must have dropped no client, no message, rejected no line.
+* CLI, throttled reader: the same, with the listener's stdout a pipe into
+  ``workers.py throttle`` (which copies it to ``out`` at half the lines/s the unthrottled
+  writer reached in this run). Nothing may be lost and ``send`` must exit 0: flow control slows
+  the writer instead. Its row gives the writer's rate against the unthrottled writer's.
+* Peers: ``mosquitto_pub -l < file`` -> mosquitto -> ``mosquitto_sub > out``, and
+  ``ncat --send-only < file`` -> ``ncat --broker`` -> ``ncat --recv-only > out``: the same
+  lines, measured and checked the same way (bare JSON lines after the probes that showed the
+  listener subscribed).
+* workers (library, hub alone, baseline): from the sender's first send, after it connected,
+  until the receiver has counted the N-th message (both read the one monotonic clock); the
+  receivers check the numbers (benchmarks/workers.py).
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
-import threading
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from common import (
     SOCKCLI,
-    LineCounter,
     Row,
     Sandbox,
-    check_target,
     cpu_note,
     cpu_seconds,
     hub_stats,
     interleaved,
     median,
     run_worker_pair,
-    wait_until,
-    wait_with_cpu,
+    stream_data,
     worker,
+    write_lines,
 )
+from filestream import FileStream
 from peers import (
     MOSQUITTO_MISSING,
     NCAT_MISSING,
@@ -48,63 +55,57 @@ from peers import (
 
 SECTION = "2. Streaming, 1 sender -> 1 listener (messages/s, ratio to the baseline relay)"
 EVENT = "bench_stream"
+#: The throttled reader's speed, as a share of the unthrottled writer's (issue 12: half).
+THROTTLE_SHARE = 0.5
+#: Lines/s of the throttled reader when no unthrottled CLI run succeeded in this run.
+THROTTLE_FALLBACK = 20_000.0
+
+LABELS = {
+    "baseline": "baseline: raw send -> baseline_relay.py -> raw recv",
+    "cli": "CLI: sockcli send --lines -> hub -> sockcli listen --json > file",
+    "cli_throttled": "CLI, reader throttled to 1/2: the writer's lines/s",
+    "library": "library: send(wait=False)+flush -> hub -> receive()",
+    "raw_via_hub": "hub alone: raw send -> sockcli serve -> raw recv",
+    "mosquitto": "peer: mosquitto_pub -l -> mosquitto -> mosquitto_sub > file",
+    "ncat": "peer: ncat --send-only -> ncat --broker -> ncat > file",
+}
 
 
-def write_lines(path: Path, count: int) -> Path:
-    with open(path, "w") as f:
-        for i in range(count):
-            f.write(json.dumps({"i": i, "progress": i % 101}) + "\n")
-    return path
-
-
-def cli_stream(box: Sandbox, hub_pid: int, lines: Path, count: int) -> dict[str, Any]:
-    address = box.hub_address(EVENT)
-    before = hub_stats(address)
-    listener = box.spawn([SOCKCLI, "listen", EVENT, "--count", str(count)], name="cli-listen",
-                         stdout=subprocess.PIPE)
-    sender: subprocess.Popen[Any] | None = None
+def cli_stream(box: Sandbox, hub: subprocess.Popen[Any], lines: Any, count: int, rep: int,
+               throttle: float | None = None) -> dict[str, Any]:
+    """One CLI run; with ``throttle`` (lines/s) the listener's output goes through the
+    throttled reader."""
+    name = "cli" if throttle is None else "cli-throttled"
+    run = FileStream(box, name, box.path(f"{name}-{rep}.jsonl"), count,
+                     address=box.hub_address(EVENT), event=EVENT, expect=stream_data,
+                     logs={"hub": hub})
     try:
-        counter = LineCounter(listener.stdout)
-        wait_until(lambda: hub_stats(address)["subscribers"] >= 1, 10.0,
-                   "sockcli listen to subscribe")
-        hub_cpu0 = cpu_seconds(hub_pid)
-        with open(lines, "rb") as stdin:
-            started = time.perf_counter()
-            sender = box.spawn([SOCKCLI, "send", EVENT, "--lines"], name="cli-send",
-                               stdin=stdin)
-        # Reaped here with their resource usage (os.wait4), each in its own thread.
-        done: dict[str, tuple[float, float]] = {}
-        waiters = [threading.Thread(target=lambda k=k, p=p: done.__setitem__(k, wait_with_cpu(p)),
-                                    daemon=True)
-                   for k, p in (("listener", listener), ("sender", sender))]
-        for w in waiters:
-            w.start()
-        for w in waiters:
-            w.join(300)
-        if len(done) < 2:
-            raise RuntimeError("sockcli send --lines | sockcli listen did not finish within "
-                               f"300 s:\n{box.log_of(listener)}")
-        hub_cpu = cpu_seconds(hub_pid) - hub_cpu0
-        counter.wait(10)
-        if sender.returncode != 0:
-            raise RuntimeError(f"sockcli send --lines failed ({sender.returncode}):\n"
-                               + box.log_of(sender))
-        if listener.returncode != 0 or counter.count != count:
-            raise RuntimeError(f"sockcli listen exited {listener.returncode} after "
-                               f"{counter.count} of {count} lines:\n{box.log_of(listener)}")
-        after = hub_stats(address)
-        ended = done["listener"][0]
-        return {"rate": count / (ended - started), "seconds": ended - started,
-                "sender_seconds": done["sender"][0] - started,
-                "sender_cpu_s": done["sender"][1], "receiver_cpu_s": done["listener"][1],
-                "hub_cpu_s": hub_cpu,
-                "hub_delivered": after["delivered"] - before["delivered"],
-                "hub_dropped": after["dropped"] - before["dropped"],
-                "dropped_clients": after["dropped_clients"] - before["dropped_clients"]}
+        through = None if throttle is None else worker("throttle", "--rate", f"{throttle:.0f}")
+        run.start_listener([SOCKCLI, "listen", EVENT, "--json", "--count", str(count)],
+                           ends_itself=True, through=through)
+        result = run.stream([SOCKCLI, "send", EVENT, "--lines"], stdin=lines, middle=hub)
+        if throttle is not None:
+            result["throttle_rate"] = throttle
+        return result
     finally:
-        if sender is not None:
-            box.stop(sender)
-        box.stop(listener)
+        run.close()
+
+
+def peer_stream(box: Sandbox, name: str, middle: subprocess.Popen[Any],
+                listen_argv: list[str], send_argv: list[str],
+                probe: Callable[[int], None], lines: Any, count: int,
+                rep: int) -> dict[str, Any]:
+    """A peer's CLI pair: its listener's stdout a file, its sender fed the same lines file.
+    Probes are sent until the listener's file shows the newest, so it is known to subscribe;
+    the timed lines start after them."""
+    run = FileStream(box, name, box.path(f"{name}-{rep}.jsonl"), count, expect=stream_data,
+                     logs={name: middle})
+    try:
+        run.start_listener(listen_argv, ends_itself=False)
+        offset = run.settle(probe)
+        return run.stream(send_argv, offset=offset, stdin=lines, middle=middle)
+    finally:
+        run.close()
 
 
 def worker_stream(box: Sandbox, receiver: list[str], sender: list[str], name: str,
@@ -115,48 +116,22 @@ def worker_stream(box: Sandbox, receiver: list[str], sender: list[str], name: st
                                 ready_check=ready)
     hub_cpu = cpu_seconds(hub_pid) - cpu0
     if not got.get("complete"):
-        raise RuntimeError(f"{name}: {got.get('received')} of {count} messages arrived")
+        raise RuntimeError(f"{name}: {got.get('received')} of {count} messages arrived "
+                           f"({got.get('error') or 'incomplete'})")
     seconds = (got["t_last"] - sent["t_start"]) / 1e9
     return {"rate": count / seconds, "seconds": seconds, "receiver_cpu_s": got["cpu_s"],
             "sender_cpu_s": sent["cpu_s"], "hub_cpu_s": hub_cpu,
             "sender_seconds": (sent.get("t_flushed", sent["t_sent"]) - sent["t_start"]) / 1e9}
 
 
-def peer_stream(box: Sandbox, listen_argv: list[str], send_argv: list[str],
-                probe: Callable[[], None], lines: Path, count: int,
-                name: str) -> dict[str, Any]:
-    """A CLI peer: a listener whose stdout the harness counts, a sender fed the same file.
-    Probes are sent until the listener prints one, so it is known to be subscribed."""
-    listener = box.spawn(listen_argv, name=f"{name}-listen", stdout=subprocess.PIPE)
-    sender: subprocess.Popen[Any] | None = None
-    try:
-        counter = LineCounter(listener.stdout)
-        deadline = time.monotonic() + 10
-        while counter.count < 1:
-            if time.monotonic() > deadline or listener.poll() is not None:
-                raise RuntimeError(f"{name}: the listener never printed a probe:\n"
-                                   + box.log_of(listener))
-            probe()
-            wait_for = time.monotonic() + 0.3
-            while counter.count < 1 and time.monotonic() < wait_for:
-                time.sleep(0.005)
-        time.sleep(0.2)  # any late probe lands now, before the timed part
-        counter.target = counter.count + count
-        with open(lines, "rb") as stdin:
-            started = time.perf_counter()
-            sender = box.spawn(send_argv, name=f"{name}-send", stdin=stdin)
-        deadline = time.monotonic() + 300
-        while counter.reached_at is None:
-            if time.monotonic() > deadline or counter.done.is_set():
-                raise RuntimeError(f"{name}: {counter.count - counter.target + count} of "
-                                   f"{count} lines arrived:\n{box.log_of(listener)}")
-            time.sleep(0.002)
-        seconds = counter.reached_at - started
-        return {"rate": count / seconds, "seconds": seconds}
-    finally:
-        if sender is not None:
-            box.stop(sender)
-        box.stop(listener)
+def _probe(argv: list[str], box: Sandbox, stdin: bool = False) -> Callable[[int], None]:
+    """A probe sender: ``argv`` plus the probe's JSON as its last argument, or on stdin."""
+    def probe(n: int) -> None:
+        text = json.dumps({"probe": n})
+        subprocess.run(argv if stdin else [*argv, text], env=box.env, check=False, timeout=10,
+                       input=(text + "\n").encode() if stdin else None,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return probe
 
 
 def run(box: Sandbox, count: int, reps: int,
@@ -169,13 +144,22 @@ def run(box: Sandbox, count: int, reps: int,
     def subscribed() -> bool:
         return int(hub_stats(address)["subscribers"]) >= 1
 
+    results: dict[str, list[dict[str, Any]]] = {}
+
+    def throttled(rep: int) -> dict[str, Any]:
+        """Half the unthrottled writer's median lines/s so far in this run."""
+        writers = [r["writer_rate"] for r in results.get("cli", [])]
+        rate = THROTTLE_SHARE * median(writers) if writers else THROTTLE_FALLBACK
+        return cli_stream(box, hub, lines, count, rep, throttle=rate)
+
     n = str(count)
     systems: dict[str, Callable[[int], dict[str, Any]]] = {
         "baseline": lambda _rep: worker_stream(
             box, worker("raw-recv", "--address", relay, "--count", n),
             worker("raw-send", "--address", relay, "--event", EVENT, "--count", n),
             "baseline", count, None, relay_proc.pid),
-        "cli": lambda _rep: cli_stream(box, hub.pid, lines, count),
+        "cli": lambda rep: cli_stream(box, hub, lines, count, rep),
+        "cli_throttled": throttled,
         "library": lambda _rep: worker_stream(
             box, worker("lib-recv", "--event", EVENT, "--count", n),
             worker("lib-send", "--event", EVENT, "--count", n), "library", count, subscribed,
@@ -188,73 +172,89 @@ def run(box: Sandbox, count: int, reps: int,
     notes: dict[str, str] = {}
     mosquitto, pub, sub = which("mosquitto"), which("mosquitto_pub"), which("mosquitto_sub")
     if mosquitto and pub and sub:
-        mport = str(start_mosquitto(box, mosquitto)[1])
-
-        def mosquitto_probe() -> None:
-            subprocess.run([pub, "-h", "127.0.0.1", "-p", mport, "-t", "t", "-m",
-                            '{"probe":1}'], env=box.env, check=False, timeout=10,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-        systems["mosquitto"] = lambda _rep: peer_stream(
-            box, [sub, "-h", "127.0.0.1", "-p", mport, "-t", "t"],
-            [pub, "-h", "127.0.0.1", "-p", mport, "-t", "t", "-l"], mosquitto_probe, lines,
-            count, "mosquitto")
+        broker, port = start_mosquitto(box, mosquitto)
+        target = [pub, "-h", "127.0.0.1", "-p", str(port), "-t", "t"]
+        systems["mosquitto"] = lambda rep: peer_stream(
+            box, "mosquitto", broker, [sub, "-h", "127.0.0.1", "-p", str(port), "-t", "t"],
+            [*target, "-l"], _probe([*target, "-m"], box), lines, count, rep)
     else:
         notes["mosquitto"] = MOSQUITTO_MISSING
     ncat = which("ncat")
     if ncat:
-        nport = str(start_ncat_broker(box, ncat)[1])
-
-        def ncat_probe() -> None:
-            subprocess.run([ncat, "--send-only", "127.0.0.1", nport], input=b'{"probe":1}\n',
-                           env=box.env, check=False, timeout=10,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-        systems["ncat"] = lambda _rep: peer_stream(
-            box, [ncat, "--recv-only", "127.0.0.1", nport],
-            [ncat, "--send-only", "127.0.0.1", nport], ncat_probe, lines, count, "ncat")
+        ncat_broker, nport = start_ncat_broker(box, ncat)
+        send_argv = [ncat, "--send-only", "127.0.0.1", str(nport)]
+        systems["ncat"] = lambda rep: peer_stream(
+            box, "ncat", ncat_broker, [ncat, "--recv-only", "127.0.0.1", str(nport)],
+            send_argv, _probe(send_argv, box, stdin=True), lines, count, rep)
     else:
         notes["ncat"] = NCAT_MISSING
 
-    results, errors = interleaved(systems, reps, "streaming", f"{count:,} messages", log, keep=500)
+    done, errors = interleaved(systems, reps, "streaming", f"{count:,} messages", log,
+                               keep=1500, results=results)
+    return _rows(done, errors, notes, count, reps), {"errors": errors}
 
-    def rate(key: str) -> float | None:
+
+def _rows(results: dict[str, list[dict[str, Any]]], errors: dict[str, str],
+          notes: dict[str, str], count: int, reps: int) -> list[Row]:
+    def rate(key: str, field: str = "rate") -> float | None:
         runs = results.get(key) or []
-        return median([r["rate"] for r in runs]) if runs else None
+        return median([r[field] for r in runs]) if runs else None
 
     base = rate("baseline")
-    base_label = "baseline relay"
-    labels = {
-        "baseline": "baseline: raw send -> baseline_relay.py -> raw recv",
-        "cli": "CLI: sockcli send --lines -> hub -> sockcli listen",
-        "library": "library: send(wait=False)+flush -> hub -> receive()",
-        "raw_via_hub": "hub alone: raw send -> sockcli serve -> raw recv",
-        "mosquitto": "peer: mosquitto_pub -l -> mosquitto -> mosquitto_sub",
-        "ncat": "peer: ncat --send-only -> ncat --broker -> ncat",
-    }
     rows: list[Row] = []
-    for key in ["baseline", "cli", "library", "raw_via_hub", "mosquitto", "ncat"]:
-        label = labels[key]
+    for key, label in LABELS.items():
         if key in notes:
             rows.append(Row(SECTION, f"stream_{key}", label, None, "msg/s", note=notes[key]))
             continue
-        if key not in systems:
+        if key not in results:
+            continue
+        runs = results[key]
+        if key == "cli_throttled":
+            rows.append(_throttled_row(runs, errors.get(key), rate("cli", "writer_rate"),
+                                       rate("cli", "writer_seconds"), count, reps))
             continue
         value = rate(key)
         if value is None:
             rows.append(Row(SECTION, f"stream_{key}", label, None, "msg/s",
-                            note=f"failed: {errors.get(key, '?')[:300]}"))
+                            note=f"failed: {errors.get(key, '?')[:600]}"))
             continue
-        runs = results[key]
         row = Row(SECTION, f"stream_{key}", label, value, "msg/s",
-                  baseline_label="" if key == "baseline" else base_label,
+                  baseline_label="" if key == "baseline" else "baseline relay",
                   baseline=None if key == "baseline" else base,
-                  extra={"runs": runs, "count": count,
+                  extra={"runs": runs, "count": count, "failed": errors.get(key, ""),
                          "min": min(r["rate"] for r in runs),
                          "max": max(r["rate"] for r in runs)})
-        if key in ("cli", "library"):
-            check_target(row, min_ratio=0.5)
-        if "hub_cpu_s" in runs[0]:
-            row.note = cpu_note(runs, "relay" if key == "baseline" else "hub", count, "us")
+        row.note = cpu_note(runs, {"baseline": "relay", "mosquitto": "broker",
+                                   "ncat": "broker"}.get(key, "hub"), count, "us")
+        if key in errors:
+            row.note += f"; a later run failed: {errors[key][:600]}"
         rows.append(row)
-    return rows, {"errors": errors}
+    return rows
+
+
+def _throttled_row(runs: list[dict[str, Any]], error: str | None, free_rate: float | None,
+                   free_seconds: float | None, count: int, reps: int) -> Row:
+    """The writer's lines/s with the reader throttled, against the unthrottled writer's; the
+    verdict (targets.py) reads ``extra["nothing_lost"]``: every run complete, in order, with
+    send exiting 0 (each run raises otherwise)."""
+    label = LABELS["cli_throttled"]
+    ok = len(runs) == reps and error is None
+    extra: dict[str, Any] = {"runs": runs, "count": count, "nothing_lost": ok,
+                             "failed": error or ""}
+    if not runs:
+        return Row(SECTION, "stream_cli_throttled", label, None, "msg/s",
+                   note=f"failed: {(error or '?')[:600]}", extra=extra)
+    writer_rate = median([r["writer_rate"] for r in runs])
+    seconds = median([r["writer_seconds"] for r in runs])
+    reader = median([r["throttle_rate"] for r in runs])
+    held = median([count - r["lines_at_writer_exit"] for r in runs])
+    note = (f"reader throttled to {reader:,.0f} lines/s; {len(runs)} of {reps} runs with all "
+            f"{count:,} lines in order, send exiting 0 and no client dropped; the writer took "
+            f"{seconds:.2f} s" + (f" ({free_seconds:.2f} s unthrottled)" if free_seconds else "")
+            + f", the last line was in the file after "
+            f"{median([r['seconds'] for r in runs]):.2f} s; when send exited, {held:,.0f} "
+            "lines were still on their way (hub, sockets, listener)")
+    if error:
+        note += f"; a run FAILED: {error[:600]}"
+    return Row(SECTION, "stream_cli_throttled", label, writer_rate, "msg/s",
+               baseline_label="unthrottled writer", baseline=free_rate, note=note, extra=extra)

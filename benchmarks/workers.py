@@ -15,6 +15,15 @@ Roles:
   lib-recv     sockcli's library: create_client(), receive() x COUNT
   pace-lines   writes COUNT JSON lines carrying time.time_ns() to stdout at RATE per second
                (feeds mosquitto_pub -l or ncat for the latency figures)
+  throttle     copies stdin to stdout at no more than RATE lines per second (the slow reader
+               of the throttled CLI stream: ``sockcli listen ... | throttle > file``)
+
+Every sender numbers its messages: the k-th carries ``"i": k`` (from 1), as the lines files
+of the harness do. The receivers check it: raw-recv the last message of every read it makes
+(a lost, duplicated or reordered message shifts every later number, so the next read's last
+message shows it; the cost is one decode per read, not per message), lib-recv and the latency
+figures every message. A receiver that finds a wrong number, or gets nothing for ``--stall``
+seconds, reports at once and exits with status 1.
 
 Times are time.monotonic_ns() (one clock for every process of the machine) so the harness can
 subtract a sender's start from a receiver's end. Latencies use time.time_ns() put in the
@@ -42,6 +51,7 @@ from common import (
     message_frame,
     percentile,
     read_frame,
+    stream_data,
 )
 
 _HEADER = struct.Struct(">I")
@@ -78,7 +88,19 @@ def _pace(start_ns: int, i: int, rate: float) -> None:
 def _data(i: int, latency: bool) -> dict[str, Any]:
     if latency:
         return {"i": i, "t": time.time_ns()}
-    return {"i": i, "progress": i % 101}
+    return stream_data(i)
+
+
+class OutOfSequence(Exception):
+    """A receiver got a message whose number is not the next one: lost, duplicated or out of
+    order (or the stream carries no numbers)."""
+
+
+def _check_number(data: Any, expected: int, where: str) -> None:
+    number = data.get("i") if isinstance(data, dict) else None
+    if number != expected:
+        raise OutOfSequence(f"{where}: message {expected:,} carries i={number!r} "
+                            f"({str(data)[:120]}): lost, duplicated or out of order")
 
 
 # -- senders --------------------------------------------------------------------------------
@@ -95,8 +117,8 @@ def raw_send(args: argparse.Namespace) -> None:
     send = sock.sendall
     cpu0 = _cpu()
     start = time.monotonic_ns()
-    for i in range(count):
-        _pace(start, i, rate)
+    for i in range(1, count + 1):
+        _pace(start, i - 1, rate)
         send(message_frame(event, _data(i, latency)))
     end = time.monotonic_ns()
     # End of stream, then wait for the hub to close its side: it has read everything by then.
@@ -120,8 +142,8 @@ def lib_send(args: argparse.Namespace) -> None:
     try:
         cpu0 = _cpu()
         start = time.monotonic_ns()
-        for i in range(count):
-            _pace(start, i, rate)
+        for i in range(1, count + 1):
+            _pace(start, i - 1, rate)
             client.send(SocketMessage(event, data=_data(i, latency)), wait=False)
         sent = time.monotonic_ns()
         client.flush(timeout=120)
@@ -135,9 +157,29 @@ def lib_send(args: argparse.Namespace) -> None:
 def pace_lines(args: argparse.Namespace) -> None:
     out = sys.stdout.fileno()
     start = time.monotonic_ns()
-    for i in range(args.count):
-        _pace(start, i, args.rate)
+    for i in range(1, args.count + 1):
+        _pace(start, i - 1, args.rate)
         os.write(out, (json.dumps({"i": i, "t": time.time_ns()}) + "\n").encode())
+
+
+def throttle(args: argparse.Namespace) -> None:
+    """stdin to stdout, no faster than RATE lines a second from the first byte on: each read
+    (at most 4 KiB, some 40 lines of listen --json) is written, then the copy sleeps until
+    that many lines are due. A write to the pipe's reader that blocks is what slows it."""
+    rate = args.rate
+    if rate <= 0:
+        raise SystemExit("throttle: --rate must be positive")
+    lines, start = 0, 0.0
+    while chunk := os.read(0, 4096):
+        if not start:
+            start = time.monotonic()
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(1, view):]
+        lines += chunk.count(b"\n")
+        delay = start + lines / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
 
 
 # -- receivers ------------------------------------------------------------------------------
@@ -178,154 +220,217 @@ def _mqtt_read_packet(sock: socket.socket) -> tuple[int, bytes]:
     return first[0], body
 
 
-def _handshake(socks: list[socket.socket], proto: str, topic: str) -> None:
-    """Pipelined: send every connection's greeting, then read every answer."""
+def _greeting(proto: str, topic: str, n: int) -> bytes:
+    """What a subscriber of ``proto`` sends first (lines: nothing)."""
     if proto == "sockcli":
-        for s in socks:
-            s.sendall(HELLO_SUBSCRIBE)
-        for s in socks:
+        return HELLO_SUBSCRIBE
+    if proto == "mqtt":
+        connect_body = (_mqtt_string("MQTT") + bytes([4, 0x02]) + struct.pack(">H", 0)
+                        + _mqtt_string(f"bench-{os.getpid()}-{n}"))
+        subscribe_body = struct.pack(">H", 1) + _mqtt_string(topic) + bytes([0])
+        return _mqtt_packet(0x10, connect_body) + _mqtt_packet(0x82, subscribe_body)
+    return b""
+
+
+def _subscribe(address: str, subs: int, proto: str, topic: str) -> list[socket.socket]:
+    """Pipelined: each connection sends its greeting as soon as it is connected (a hub gives a
+    connection ``handshake_timeout`` for its hello, less than 10,000 connections may take),
+    then every answer is read."""
+    socks = []
+    for n in range(subs):
+        sock = connect(address, timeout=30)
+        socks.append(sock)
+        if greeting := _greeting(proto, topic, n):
+            sock.sendall(greeting)
+    for s in socks:
+        if proto == "sockcli":
             frame = read_frame(s)
             if frame.get("kind") != "welcome":
                 raise SystemExit(f"raw-recv: refused: {frame}")
-    elif proto == "mqtt":
-        pid = os.getpid()
-        for n, s in enumerate(socks):
-            connect_body = (_mqtt_string("MQTT") + bytes([4, 0x02]) + struct.pack(">H", 0)
-                            + _mqtt_string(f"bench-{pid}-{n}"))
-            subscribe_body = struct.pack(">H", 1) + _mqtt_string(topic) + bytes([0])
-            s.sendall(_mqtt_packet(0x10, connect_body) + _mqtt_packet(0x82, subscribe_body))
-        for s in socks:
+        elif proto == "mqtt":
             kind, body = _mqtt_read_packet(s)
             if kind >> 4 != 2 or body[1:2] != b"\x00":
                 raise SystemExit(f"raw-recv: MQTT CONNECT refused: {kind:#x} {body!r}")
             kind, body = _mqtt_read_packet(s)
             if kind >> 4 != 9 or body[2:3] == b"\x80":
                 raise SystemExit(f"raw-recv: MQTT SUBSCRIBE refused: {kind:#x} {body!r}")
+    return socks
 
 
 class _Sub:
-    __slots__ = ("buf", "count", "sock")
+    __slots__ = ("buf", "count", "name", "sock")
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, name: str) -> None:
         self.sock = sock
+        self.name = name
         self.buf = bytearray()
         self.count = 0
 
 
+def _sockcli_frames(sub: _Sub, lat: list[int] | None) -> tuple[int, int, Any]:
+    """Take the whole frames out of ``sub.buf``: (message frames, other frames, the data of
+    the last message, to be checked; None when ``lat`` is given, every message then being
+    decoded and checked here)."""
+    buf = sub.buf
+    header, unpack = _HEADER.unpack_from, msgpack.unpackb
+    mark, mark_len = _MESSAGE_MARK, len(_MESSAGE_MARK)
+    size, pos, got, other = len(buf), 0, 0, 0
+    last_start = last_end = 0
+    while size - pos >= 4:
+        end = pos + 4 + header(buf, pos)[0]
+        if end > size:
+            break
+        if buf[pos + 5:pos + 5 + mark_len] == mark:
+            message = True
+        else:  # not the usual key order: decode to tell
+            message = unpack(bytes(buf[pos + 4:end]), raw=False).get("kind") == "message"
+        if message:
+            got += 1
+            last_start, last_end = pos + 4, end
+            if lat is not None:
+                data = unpack(bytes(buf[pos + 4:end]), raw=False)["data"]
+                lat.append(time.time_ns() - data["t"])
+                _check_number(data, sub.count + got, sub.name)
+        else:
+            other += 1
+        pos = end
+    last = None
+    if got and lat is None:
+        last = unpack(bytes(buf[last_start:last_end]), raw=False).get("data")
+    del buf[:pos]
+    return got, other, last
+
+
+def _mqtt_packets(sub: _Sub, lat: list[int] | None) -> tuple[int, int, Any]:
+    """The same for MQTT packets (fixed header byte, remaining length as a varint, body):
+    PUBLISH packets are the messages, their payload a JSON object."""
+    buf = sub.buf
+    size, pos, got, other = len(buf), 0, 0, 0
+    last_start = last_end = 0
+    while size - pos >= 2:
+        length, shift, i = 0, 0, pos + 1
+        while i < size:
+            byte = buf[i]
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            i += 1
+            if not byte & 0x80:
+                break
+        else:
+            break
+        end = i + length
+        if end > size:
+            break
+        if buf[pos] >> 4 == 3:  # PUBLISH, QoS 0: topic, then the payload
+            got += 1
+            last_start, last_end = i + 2 + ((buf[i] << 8) | buf[i + 1]), end
+            if lat is not None:
+                data = json.loads(bytes(buf[last_start:last_end]))
+                lat.append(time.time_ns() - data["t"])
+                _check_number(data, sub.count + got, sub.name)
+        else:
+            other += 1
+        pos = end
+    last = json.loads(bytes(buf[last_start:last_end])) if got and lat is None else None
+    del buf[:pos]
+    return got, other, last
+
+
+def _lines(sub: _Sub, lat: list[int] | None) -> tuple[int, int, Any]:
+    """The same for newline-delimited JSON objects (ncat --broker relays bytes)."""
+    buf = sub.buf
+    end = buf.rfind(b"\n") + 1
+    if not end:
+        return 0, 0, None
+    last = None
+    if lat is not None:
+        lines = bytes(buf[:end]).splitlines()
+        now = time.time_ns()
+        for n, line in enumerate(lines, sub.count + 1):
+            data = json.loads(line)
+            lat.append(now - data["t"])
+            _check_number(data, n, sub.name)
+        got = len(lines)
+    else:
+        got = buf.count(b"\n", 0, end)
+        last = json.loads(bytes(buf[buf.rfind(b"\n", 0, end - 1) + 1:end]))
+    del buf[:end]
+    return got, 0, last
+
+
+_PARSERS = {"sockcli": _sockcli_frames, "mqtt": _mqtt_packets, "lines": _lines}
+
+
 def raw_recv(args: argparse.Namespace) -> None:
     proto, per_sub, latency = args.proto, args.count, args.latency
-    socks = [connect(args.address, timeout=30) for _ in range(args.subs)]
-    _handshake(socks, proto, args.topic)
-    subs = [_Sub(s) for s in socks]
+    socks = _subscribe(args.address, args.subs, proto, args.topic)
+    subs = [_Sub(s, f"subscriber {n + 1} of {len(socks)}") for n, s in enumerate(socks)]
     sel = selectors.DefaultSelector()
     for each in subs:
         each.sock.setblocking(False)
         sel.register(each.sock, selectors.EVENT_READ, each)
     expected = per_sub * len(subs)
-    total = other = 0
-    lat: list[int] = []
-    unpack = msgpack.unpackb
-    header = _HEADER.unpack_from
-    mark, mark_len = _MESSAGE_MARK, len(_MESSAGE_MARK)
+    total = other = closed = 0
+    lat: list[int] | None = [] if latency else None
+    parse = _PARSERS[proto]
     t_first = 0
-    open_count = len(subs)
+    error = ""
     _ready()
     cpu0 = _cpu()
-    deadline = time.monotonic() + args.timeout
-    while total < expected and open_count:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        for key, _ in sel.select(remaining):
-            sub: _Sub = key.data
-            try:
-                data = sub.sock.recv(1 << 18)
-            except (BlockingIOError, InterruptedError):
-                continue
-            except OSError:
-                data = b""
-            if not data:
-                sel.unregister(sub.sock)
-                open_count -= 1
-                continue
-            if not t_first:
-                t_first = time.monotonic_ns()
-            if proto == "lines":
-                if latency:
-                    sub.buf += data
-                    *lines, rest = sub.buf.split(b"\n")
-                    sub.buf = bytearray(rest)
-                    now = time.time_ns()
-                    for line in lines:
-                        lat.append(now - json.loads(line)["t"])
-                    got = len(lines)
-                else:
-                    got = data.count(b"\n")
+    now = time.monotonic()
+    deadline, heard = now + args.timeout, now
+    try:
+        while total < expected and closed < len(subs):
+            now = time.monotonic()
+            if now >= deadline:
+                error = f"timed out after {args.timeout:g} s"
+                break
+            if now - heard >= args.stall:
+                error = f"stalled: nothing arrived for {args.stall:g} s"
+                break
+            events = sel.select(min(deadline, heard + args.stall) - now)
+            for key, _ in events:
+                sub: _Sub = key.data
+                try:
+                    data = sub.sock.recv(1 << 18)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    sel.unregister(sub.sock)
+                    closed += 1
+                    continue
+                if not t_first:
+                    t_first = time.monotonic_ns()
+                sub.buf += data
+                got, others, last = parse(sub, lat)
+                if last is not None:
+                    _check_number(last, sub.count + got, sub.name)
                 sub.count += got
                 total += got
-                continue
-            buf = sub.buf
-            buf += data
-            size, pos, got = len(buf), 0, 0
-            if proto == "sockcli":
-                while size - pos >= 4:
-                    end = pos + 4 + header(buf, pos)[0]
-                    if end > size:
-                        break
-                    if buf[pos + 5:pos + 5 + mark_len] == mark:
-                        got += 1
-                        if latency:
-                            m = unpack(bytes(buf[pos + 4:end]), raw=False)
-                            lat.append(time.time_ns() - m["data"]["t"])
-                    else:  # not the usual key order: decode to tell
-                        m = unpack(bytes(buf[pos + 4:end]), raw=False)
-                        if m.get("kind") == "message":
-                            got += 1
-                            if latency:
-                                lat.append(time.time_ns() - m["data"]["t"])
-                        else:
-                            other += 1
-                    pos = end
-            else:  # mqtt: fixed header byte, remaining length (varint), body
-                while size - pos >= 2:
-                    length, shift, i = 0, 0, pos + 1
-                    while i < size:
-                        byte = buf[i]
-                        length |= (byte & 0x7F) << shift
-                        shift += 7
-                        i += 1
-                        if not byte & 0x80:
-                            break
-                    else:
-                        break
-                    end = i + length
-                    if end > size:
-                        break
-                    if buf[pos] >> 4 == 3:  # PUBLISH
-                        got += 1
-                        if latency:
-                            topic_len = (buf[i] << 8) | buf[i + 1]
-                            payload = bytes(buf[i + 2 + topic_len:end])
-                            lat.append(time.time_ns() - json.loads(payload)["t"])
-                    else:
-                        other += 1
-                    pos = end
-            del buf[:pos]
-            sub.count += got
-            total += got
+                other += others
+            if events:
+                heard = time.monotonic()
+    except OutOfSequence as exc:
+        error = str(exc)
     t_last = time.monotonic_ns()
     cpu = _cpu() - cpu0
     for sub in subs:
         sub.sock.close()
+    if closed and total < expected and not error:
+        error = f"{closed} connection(s) closed by the other side"
     report: dict[str, Any] = dict(t_first=t_first, t_last=t_last, received=total,
                                   expected=expected, other_frames=other, cpu_s=cpu,
-                                  min_per_sub=min(s.count for s in subs),
-                                  complete=total >= expected)
+                                  min_per_sub=min(s.count for s in subs), closed=closed,
+                                  complete=total >= expected and not error, error=error)
     if lat:
         report["latency_us"] = {"n": len(lat), "p50": percentile(lat, 50) / 1000,
                                 "p90": percentile(lat, 90) / 1000,
                                 "p99": percentile(lat, 99) / 1000, "max": max(lat) / 1000}
     _report(**report)
+    if error:
+        raise SystemExit(f"raw-recv: {error} ({total:,} of {expected:,} messages)")
 
 
 def lib_recv(args: argparse.Namespace) -> None:
@@ -335,6 +440,7 @@ def lib_recv(args: argparse.Namespace) -> None:
     client.connect(timeout=10)
     received = 0
     t_first = 0
+    error = ""
     try:
         _ready()
         cpu0 = _cpu()
@@ -342,39 +448,55 @@ def lib_recv(args: argparse.Namespace) -> None:
         while received < args.count:
             left = deadline - time.monotonic()
             if left <= 0:
+                error = f"timed out after {args.timeout:g} s"
                 break
             try:
-                client.receive(timeout=left)
+                message = client.receive(timeout=min(left, args.stall))
             except TimeoutError:
-                break
+                if left > args.stall:
+                    error = f"stalled: nothing arrived for {args.stall:g} s"
+                    break
+                continue
             if not t_first:
                 t_first = time.monotonic_ns()
             received += 1
+            try:
+                _check_number(message.data, received, "lib-recv")
+            except OutOfSequence as exc:
+                error = str(exc)
+                break
         t_last = time.monotonic_ns()
         cpu = _cpu() - cpu0
     finally:
         client.disconnect()
     _report(t_first=t_first, t_last=t_last, received=received, expected=args.count, cpu_s=cpu,
-            complete=received >= args.count)
+            complete=received >= args.count and not error, error=error)
+    if error:
+        raise SystemExit(f"lib-recv: {error} ({received:,} of {args.count:,} messages)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("role", choices=["raw-send", "raw-recv", "lib-send", "lib-recv",
-                                         "pace-lines"])
+                                         "pace-lines", "throttle"])
     parser.add_argument("--address", help="unix:PATH or tcp:HOST:PORT")
     parser.add_argument("--event", default="bench")
-    parser.add_argument("--count", type=int, required=True,
+    parser.add_argument("--count", type=int, default=0,
                         help="messages to send, or to receive per subscriber")
     parser.add_argument("--subs", type=int, default=1)
-    parser.add_argument("--rate", type=float, default=0.0, help="messages per second (0: max)")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="messages (throttle: lines) per second (0: max)")
     parser.add_argument("--latency", action="store_true")
     parser.add_argument("--proto", choices=["sockcli", "mqtt", "lines"], default="sockcli")
     parser.add_argument("--topic", default="t")
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--stall", type=float, default=15.0,
+                        help="receivers: give up when nothing arrives for this long")
     args = parser.parse_args()
+    if args.role != "throttle" and args.count <= 0:
+        parser.error("--count is required")
     {"raw-send": raw_send, "raw-recv": raw_recv, "lib-send": lib_send, "lib-recv": lib_recv,
-     "pace-lines": pace_lines}[args.role](args)
+     "pace-lines": pace_lines, "throttle": throttle}[args.role](args)
 
 
 if __name__ == "__main__":

@@ -118,7 +118,8 @@ def test_frame_to_map_exact_maps() -> None:
     assert fr.frame_to_map(fr.Welcome(client_id="c1", event_name="ev")) == {
         "kind": "welcome", "version": 1, "client_id": "c1", "event_name": "ev",
         "allow_client_send": True, "max_frame_size": 0,
-        "features": ["ack", "stats", "ping", "unicast", "slow", "retain", "peek", "tap"]}
+        "features": ["ack", "stats", "ping", "unicast", "slow", "retain", "peek", "tap",
+                         "batch"]}
     assert fr.frame_to_map(fr.ErrorFrame(code="c", reason="r")) == {
         "kind": "error", "code": "c", "reason": "r", "fatal": False}
     assert fr.frame_to_map(fr.ErrorFrame(code="c", reason="r", seq=0, fatal=True)) == {
@@ -134,7 +135,8 @@ def test_frame_to_map_exact_maps() -> None:
 
 def test_protocol_constants() -> None:
     assert fr.PROTOCOL_VERSION == 1
-    assert fr.FEATURES == ("ack", "stats", "ping", "unicast", "slow", "retain", "peek", "tap")
+    assert fr.FEATURES == ("ack", "stats", "ping", "unicast", "slow", "retain", "peek", "tap",
+                           "batch")
     assert fr.MAX_DATA_DEPTH == 32
     assert {v for k, v in vars(fr.ErrorCode).items() if k.isupper()} == {
         "malformed_frame", "frame_too_large", "invalid_message", "handshake_required",

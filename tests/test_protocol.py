@@ -188,13 +188,13 @@ def test_plain_handshake(codec: str) -> None:
                      name="bar")
     expected = fr.Welcome(client_id="c7", event_name="ev", allow_client_send=False,
                           max_frame_size=4096, features=("ack", "stats", "ping", "unicast", "slow",
-                                                      "retain", "peek", "tap"))
+                                                      "retain", "peek", "tap", "batch"))
     assert link.transcript == [("client", hello), ("hub", expected)]
     assert welcome == expected and client.welcome == expected and hub.welcome == expected
     assert (welcome.client_id, welcome.event_name, welcome.allow_client_send,
             welcome.max_frame_size, welcome.features, welcome.auth, welcome.version) == \
         ("c7", "ev", False, 4096,
-         ("ack", "stats", "ping", "unicast", "slow", "retain", "peek", "tap"), None, 1)
+         ("ack", "stats", "ping", "unicast", "slow", "retain", "peek", "tap", "batch"), None, 1)
     assert ids.calls == 1
     assert client.done and hub.done
     assert hub.hello == hello
@@ -240,7 +240,7 @@ def test_token_handshake(codec: str) -> None:
     proof = {"method": METHOD, "mac": expected_mac(TOKEN, b"hub", challenge.nonce, auth.nonce)}
     assert welcome == fr.Welcome(client_id="c1", event_name="ev", max_frame_size=65536,
                                  features=("ack", "stats", "ping", "unicast", "slow", "retain",
-                                           "peek", "tap", "auth"),
+                                           "peek", "tap", "batch", "auth"),
                                  auth=proof)
     assert "auth" in welcome.features
     assert hub.welcome == welcome and client.welcome == welcome

@@ -138,6 +138,9 @@ def test_mypy_checks_code_written_against_the_settings(tmp_path: Path) -> None:
 def test_a_cached_load_imports_nothing_heavy(tmp_path: Path) -> None:
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"),
            "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    # A user file to validate: with none, even the first load is light (config/defaults.py).
+    (tmp_path / "config" / "sockcli").mkdir(parents=True)
+    (tmp_path / "config" / "sockcli" / "settings.toml").write_text("buffer_size = 65536\n")
     code = ("import json, sys\n"
             "from sockcli.config.loader import load_settings_data\n"
             "data = load_settings_data()\n"

@@ -1,7 +1,9 @@
-"""Parsing without click, for the commands whose start-up is their cost: ``send`` and ``get``.
+"""Parsing without click, for the commands whose start-up is their cost: ``send``, ``get`` and
+``listen``.
 
-Shell loops run ``sockcli send`` once per event and status bars ``sockcli get`` once a second,
-so importing click (a third of their time) is not an option for their ordinary command lines.
+Shell loops run ``sockcli send`` once per event, status bars ``sockcli get`` once a second and
+scripts ``sockcli listen --count 1`` to wait for one event, so importing click (a third of their
+time, two thirds of listen's) is not an option for their ordinary command lines.
 :func:`parse_fast` reads ``[global options] COMMAND [EVENT] [options]`` with the option tables
 of :mod:`sockcli.cli.sendopts` and returns None for anything else (help, an unknown or
 malformed option, a bad value), which click then parses, with the same tables, into the same
@@ -74,12 +76,14 @@ _GLOBAL_FLAGS = by_flag(GLOBAL_OPTIONS)
 
 def parse_fast(argv: list[str], command: str, flags: dict[str, Option],
                plan_options: Iterable[Option],
-               exclusive: Iterable[tuple[Option, Option]] = ()) -> dict[str, Any] | None:
+               exclusive: Iterable[tuple[Option, Option]] = (),
+               event_from_env: bool = True) -> dict[str, Any] | None:
     """The values of a well-formed ``[global options] COMMAND [EVENT] [options]`` line, by
-    dest, "event" included (EVENT, else $SOCKCLI_EVENT, else None), and the environment
-    variables of the ``plan_options`` that were not given; None for anything click must
-    decide: help, version, another command, an unknown option, a bad or repeated value, two
-    options of an ``exclusive`` pair, an invalid EVENT. ``flags`` are the command's own
+    dest, "event" included (EVENT, else $SOCKCLI_EVENT unless not ``event_from_env``, else
+    None), and the environment variables of the ``plan_options`` that were not given; the
+    values of a ``multiple`` option as a tuple. None for anything click must decide: help,
+    version, another command, an unknown option, a bad or repeated value, two options of an
+    ``exclusive`` pair, an invalid EVENT. ``flags`` are the command's own
     (:func:`by_flag`)."""
     values: dict[str, Any] = {}
     current, in_command = _GLOBAL_FLAGS, False
@@ -113,7 +117,8 @@ def parse_fast(argv: list[str], command: str, flags: dict[str, Option],
         value = option.convert(text)
         if value is None or (option.once and option.dest in values):
             return None  # click says what is wrong (a repeated -d: a usage error)
-        values[option.dest] = value
+        values[option.dest] = (*values.get(option.dest, ()), value) if option.multiple \
+            else value
     if not in_command or any(a.dest in values and b.dest in values for a, b in exclusive):
         return None
     for option in plan_options:
@@ -122,7 +127,9 @@ def parse_fast(argv: list[str], command: str, flags: dict[str, Option],
             if value is None:
                 return None
             values[option.dest] = value
-    event, _ = event_or_env(values.pop("event", None))
+    event = values.pop("event", None)
+    if event_from_env:
+        event, _ = event_or_env(event)
     if event is not None:
         try:
             validate_event_name(event)

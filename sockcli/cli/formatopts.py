@@ -1,9 +1,11 @@
-"""The output options of the commands that print messages (``get``; ``listen``'s are the same
-options), declared once as entries of the option tables, and the rules of their combination.
+"""The output options of the commands that print messages (``get``, and ``listen``, which adds
+--idle and says --format and --json in its own words: :mod:`sockcli.cli.listencore`), declared
+once as entries of the option tables, and the rules of their combination.
 
-Entries of :mod:`sockcli.cli.sendopts` tables, so that the click-free parser of ``sockcli get``
-(:mod:`sockcli.cli.getcore`) and click read the same declarations. This module is on get's
-fast path: it imports the printers (:mod:`sockcli.cli.render`, light) but never click.
+Entries of :mod:`sockcli.cli.sendopts` tables, so that the click-free parsers of ``sockcli get``
+and ``sockcli listen`` (:mod:`sockcli.cli.getcore`, :mod:`sockcli.cli.listencore`) and click
+read the same declarations. This module is on their fast paths: it imports the printers
+(:mod:`sockcli.cli.render`, light) but never click.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ TYPE_CHECKING = False  # on get's path: no typing import
 if TYPE_CHECKING:
     from sockcli.cli.templates import Template
 
-__all__ = ["FORMAT_OPTIONS", "fields_of", "format_problem", "make_printer"]
+__all__ = ["ALT_OPTION", "CLASS_OPTION", "FORMAT_OPTIONS", "TEMPLATE_OPTION", "TEXT_OPTION",
+           "TOOLTIP_OPTION", "fields_of", "format_problem", "make_printer"]
 
 FORMAT_OPTION = Option(
     "--format", dest="fmt", kind=CHOICE, choices=FORMATS,
@@ -43,21 +46,26 @@ FORMAT_OPTIONS = (FORMAT_OPTION, JSON_OPTION, TEXT_OPTION, TOOLTIP_OPTION, CLASS
 
 def fields_of(text: Template | None = None, tooltip: Template | None = None,
               css_class: Template | None = None, alt: Template | None = None,
-              template: Template | None = None) -> Fields:
+              template: Template | None = None, idle_text: Template | None = None) -> Fields:
     """The :class:`~sockcli.cli.render.Fields` of the template options."""
-    return Fields(text=text, tooltip=tooltip, css_class=css_class, alt=alt, template=template)
+    return Fields(text=text, tooltip=tooltip, css_class=css_class, alt=alt, template=template,
+                  idle_text=idle_text)
 
 
-def format_problem(fmt: str | None, as_json: bool, fields: Fields) -> str | None:
+def format_problem(fmt: str | None, as_json: bool, fields: Fields,
+                   idle: float | None = None) -> str | None:
     """Why these output options cannot go together (the usage error's text), or None: --json
-    is --format json; the fields need a format that has them, or --template."""
+    is --format json; the fields, and listen's --idle, need a format that has them, or
+    --template; --idle-text needs --idle."""
     if as_json and fmt not in (None, "json"):
         return f"--json is --format json: it cannot go with --format {fmt}"
+    if fields.idle_text is not None and idle is None:
+        return "--idle-text is the output of --idle: give --idle SECONDS too"
     bar = fmt not in (None, "json") or fields.template is not None
     given = (("--text", fields.text), ("--tooltip", fields.tooltip),
              ("--class", fields.css_class), ("--alt", fields.alt))
     if not bar:
-        for option, value in given:
+        for option, value in (*given, ("--idle", idle)):
             if value is not None:
                 return f"{option} needs --format text, polybar, waybar or i3bar, or --template"
     elif fmt != "waybar" and fields.template is None:

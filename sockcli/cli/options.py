@@ -22,11 +22,13 @@ from sockcli.cli.sendopts import (
     FILE,
     FLAG,
     HOSTPORT,
+    INT,
     MESSAGE_TYPE,
     SECONDS,
     SECURITY_OPTIONS,
     TEMPLATE,
     TEXT,
+    WHERE,
     Option,
     given_more_than_once,
     message_type_choices,
@@ -114,7 +116,11 @@ class TemplateParam(click.ParamType[Template]):
 def _click_type(option: Option) -> click.ParamType[Any] | None:
     kind = option.kind
     if kind == SECONDS:
-        return click.FloatRange(option.low, option.high)
+        return click.FloatRange(option.low, option.high, min_open=option.low_open)
+    if kind == INT:
+        low, high = option.low, option.high
+        return click.IntRange(None if low is None else int(low),
+                              None if high is None else int(high))
     if kind == FILE:
         return click.Path(dir_okay=False)
     if kind == DIR:
@@ -127,6 +133,10 @@ def _click_type(option: Option) -> click.ParamType[Any] | None:
         return click.Choice(option.choices)
     if kind == TEMPLATE:
         return TemplateParam()
+    if kind == WHERE:
+        from sockcli.cli.actions import WhereParam
+
+        return WhereParam()
     if kind in (TEXT, FLAG, COUNT):
         return None
     raise ValueError(f"no click type for options of kind {kind!r}")
@@ -157,6 +167,8 @@ def click_option(option: Option, **extra: Any) -> Callable[[F], F]:
         kwargs.update(metavar=option.metavar, type=_click_type(option))
     if option.once:  # click keeps the last value silently: collect them all, refuse two
         kwargs.update(multiple=True, callback=_given_once(option))
+    elif option.multiple:
+        kwargs["multiple"] = True
     if option.envvar is not None:
         kwargs["envvar"] = option.envvar
     kwargs.update(extra)

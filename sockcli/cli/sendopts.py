@@ -27,10 +27,10 @@ if TYPE_CHECKING:
 
 __all__ = ["BUILTIN_MESSAGE_TYPES", "CHOICE", "CLIENT_OPTIONS", "CONNECT_OPTION", "COUNT",
            "DIR", "EVENT_ENVVAR", "EXCLUSIVE", "FILE", "FLAG", "GLOBAL_OPTIONS", "HOSTPORT",
-           "MESSAGE_TYPE", "PLAN_OPTIONS", "SECONDS", "SECURITY_OPTIONS", "SEND_OPTIONS",
-           "TEMPLATE", "TEXT", "WAIT_OPTION", "Option", "event_or_env", "given_more_than_once",
-           "message_type_choices", "parse_hostport", "token_from_option",
-           "unknown_message_type"]
+           "INT", "MESSAGE_TYPE", "PLAN_OPTIONS", "SECONDS", "SECURITY_OPTIONS", "SEND_OPTIONS",
+           "TEMPLATE", "TEXT", "WAIT_OPTION", "WHERE", "Option", "event_or_env",
+           "given_more_than_once", "message_type_choices", "parse_hostport",
+           "token_from_option", "unknown_message_type"]
 
 # The kinds of option: what a value is, so that each parser makes the same of it.
 FLAG = "flag"  # no value: True when given
@@ -38,11 +38,13 @@ COUNT = "count"  # no value: how many times it is given
 TEXT = "text"  # any string
 FILE = "file"  # a path that is not an existing directory (click.Path(dir_okay=False))
 DIR = "dir"  # a path that is not an existing file (click.Path(file_okay=False))
-SECONDS = "seconds"  # a float from low to high (click.FloatRange(low, high))
+SECONDS = "seconds"  # a float from low to high (click.FloatRange(low, high)); None: no bound
+INT = "int"  # an integer from low to high (click.IntRange(low, high)); None: no bound
 MESSAGE_TYPE = "message_type"  # a name of the event-name pattern, made lower case
 HOSTPORT = "hostport"  # HOST:PORT or [v6]:PORT, made (host, port)
 CHOICE = "choice"  # one of the entry's ``choices`` (click.Choice)
 TEMPLATE = "template"  # an output template, parsed (sockcli.cli.templates: TemplateParam)
+WHERE = "where"  # a listen --where expression (sockcli.where); click's only (WhereParam)
 
 #: The message types every hub knows; the ``message_types`` setting adds others.
 BUILTIN_MESSAGE_TYPES = tuple(m.value for m in MessageType)
@@ -58,13 +60,14 @@ class Option:
     """
 
     __slots__ = ("choices", "default", "dest", "envvar", "flags", "help", "high", "kind", "low",
-                 "metavar", "once", "show_default")
+                 "low_open", "metavar", "multiple", "once", "show_default")
 
     def __init__(self, *flags: str, dest: str, kind: str, help: str,
                  metavar: str | None = None, default: object = None,
-                 low: float | None = None, high: float | None = None,
+                 low: float | None = None, high: float | None = None, low_open: bool = False,
                  envvar: str | None = None, show_default: bool = False,
-                 once: str | None = None, choices: tuple[str, ...] = ()) -> None:
+                 once: str | None = None, choices: tuple[str, ...] = (),
+                 multiple: bool = False) -> None:
         self.flags = flags
         self.dest = dest
         self.kind = kind
@@ -73,6 +76,9 @@ class Option:
         self.default = default
         self.low = low
         self.high = high
+        self.low_open = low_open  # SECONDS: low itself is out of range (click's min_open)
+        #: Repeatable: its values in the order given, a tuple (its default: ()).
+        self.multiple = multiple
         self.envvar = envvar  # read when the option is not given
         self.show_default = show_default
         self.choices = choices  # CHOICE: the values it takes
@@ -85,19 +91,26 @@ class Option:
     def takes_value(self) -> bool:
         return self.kind not in (FLAG, COUNT)
 
+    def with_help(self, help: str) -> Option:
+        """The same option, for a command that explains it in its own words."""
+        copy = Option.__new__(Option)
+        for name in Option.__slots__:
+            setattr(copy, name, getattr(self, name))
+        copy.help = help
+        return copy
+
     def convert(self, text: str) -> object | None:
         """The value click would make of ``text``, or None where click would refuse it (the
         fast path then leaves the whole line to click, which explains the problem)."""
         kind = self.kind
         if kind == TEXT:
             return text
-        if kind == SECONDS:
+        if kind in (SECONDS, INT):
             try:
-                value = float(text)
+                value = float(text) if kind == SECONDS else int(text)
             except ValueError:
                 return None
-            assert self.low is not None and self.high is not None
-            return value if self.low <= value <= self.high else None
+            return value if self._in_range(value) else None
         if kind == MESSAGE_TYPE:
             # Any name of the pattern: the configured types are known only once the settings
             # are loaded (run_send checks it then, and leaves an unknown one to click).
@@ -115,7 +128,15 @@ class Option:
                 return parse(text)
             except TemplateError:
                 return None
+        if kind == WHERE:  # sockcli.where imports dataclasses and typing: click's only
+            raise ValueError(f"option {self.flags[-1]} is for click to parse")
         raise ValueError(f"option {self.flags[-1]} has no value of its own (kind {kind})")
+
+    def _in_range(self, value: float) -> bool:
+        low, high = self.low, self.high
+        if low is not None and (value <= low if self.low_open else value < low):
+            return False
+        return high is None or value <= high
 
     def __repr__(self) -> str:
         return f"Option({', '.join(self.flags)} -> {self.dest})"

@@ -1,4 +1,8 @@
-"""What the global options decide, shared by every command through click's context object."""
+"""What the global options decide, shared by every command through click's context object.
+
+Click itself is imported only where a method needs it: ``sockcli serve``'s fast path makes a
+CliState without click, which would stay in the hub's memory (sockcli.cli.servecore).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,13 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import click
+from typing import TYPE_CHECKING, Any
 
 from sockcli.cli.errors import ConfigError
 from sockcli.exceptions import SocketError, ValidationError
+
+if TYPE_CHECKING:
+    import click
 
 __all__ = ["CliState"]
 
@@ -88,6 +93,8 @@ class CliState:
     def info(self, text: str) -> None:
         """A progress note on stderr, unless --quiet."""
         if not self.quiet:
+            import click
+
             click.echo(f"sockcli: {text}", err=True)
 
     def resolve_event(self, event: str | None, connect: tuple[str, int] | None = None, *,
@@ -106,6 +113,8 @@ class CliState:
             try:
                 return validate_event_name(event)
             except ValidationError as exc:
+                import click
+
                 raise click.BadParameter(str(exc), param_hint=source) from None
         if connect is not None:
             return self._remote_event(connect)

@@ -62,6 +62,8 @@ class Sender:
         self._lost: str | None = None
         self._deferred: list[bytes] = []
         self._stamp = (-1, "")  # the last millisecond and its ISO text: streams share them
+        #: The largest frame both ends take: what a batch is cut to (:meth:`send_many`).
+        self.frame_limit = codec.max_frame_size
 
     # -- connecting -----------------------------------------------------------------------
 
@@ -114,6 +116,8 @@ class Sender:
             raise ConnectionError("the hub's welcome names no valid event") from None
         sender = cls(sock, codec, name, timezone=timezone)
         sender.features = welcome.features
+        if welcome.max_frame_size:  # a batch must fit the hub's limit as well as ours
+            sender.frame_limit = min(codec.max_frame_size, welcome.max_frame_size)
         if welcome.slow_consumer_timeout:
             sender.hold_limit = welcome.slow_consumer_timeout + 1.0
         return sender
@@ -181,6 +185,71 @@ class Sender:
         if not defer:
             self.push()
         return seq
+
+    def send_many(self, items: list[dict[str, Any]], message_type: str = "data",
+                  ) -> list[tuple[int, MessageError]]:
+        """Send ``items`` as messages of one type stamped now (``send --lines``: the lines of
+        one read), deferred like ``send(defer=True)``; return the (index, error) of each item
+        refused before sending (data the protocol cannot carry, a message too large), the
+        others numbered in order.
+
+        To a hub whose welcome lists "batch" they go as batch frames, each cut to
+        :attr:`frame_limit`: one frame, one header and one encoding for hundreds of
+        messages, the same messages and acknowledgements. Raises ConnectionError if the hub
+        is gone.
+        """
+        if "batch" not in self.features:
+            return self._send_each(items, message_type, range(len(items)))
+        refused: list[tuple[int, MessageError]] = []
+        good: list[int] = []
+        for index, data in enumerate(items):
+            try:
+                check_data(data)
+            except MessageError as exc:
+                refused.append((index, exc))
+            else:
+                good.append(index)
+        stamp = now_ms()
+        if stamp != self._stamp[0]:
+            self._stamp = (stamp, format_timestamp(stamp, self.timezone))
+        header = {"kind": "batch", "event_name": self.event_name, "timestamp_ms": stamp,
+                  "timestamp_iso": self._stamp[1], "message_type": message_type}
+        refused += self._send_batches(header, items, good)
+        if self._lost is not None:
+            raise ConnectionError(self._lost)
+        return sorted(refused, key=lambda pair: pair[0])
+
+    def _send_batches(self, header: dict[str, Any], items: list[dict[str, Any]],
+                      indexes: list[int]) -> list[tuple[int, MessageError]]:
+        """Batch frames of ``items[i] for i in indexes``, halved until each fits; an item
+        too large alone goes as a message frame, which says why it cannot be sent."""
+        if not indexes:
+            return []
+        if len(indexes) == 1:
+            return self._send_each(items, header["message_type"], indexes)
+        seq = self._acks.next_seq
+        try:
+            payload = self._codec.pack_map(
+                {**header, "seq": seq, "items": [items[i] for i in indexes]})
+        except MessageError:
+            payload = b""
+        if not payload or len(payload) > self.frame_limit:
+            half = len(indexes) // 2
+            return self._send_batches(header, items, indexes[:half]) + \
+                self._send_batches(header, items, indexes[half:])
+        self._acks.sent_many(len(indexes))  # numbered seq, seq + 1, ... in the order given
+        self._deferred.append(payload)
+        return []
+
+    def _send_each(self, items: list[dict[str, Any]], message_type: str,
+                   indexes: range | list[int]) -> list[tuple[int, MessageError]]:
+        refused: list[tuple[int, MessageError]] = []
+        for index in indexes:
+            try:
+                self.send(items[index], message_type, defer=True)
+            except MessageError as exc:
+                refused.append((index, exc))
+        return refused
 
     def push(self) -> None:
         """Write the deferred frames, in one system call."""

@@ -3,7 +3,9 @@
 ``send(wait=False)`` must cost little per message, so its frames wait here and go out
 together: in one write by a flusher thread (started on first use) as soon as it gets to run,
 at once when the batch is large, or when the client needs the line (a send that waits, flush,
-stats, a pong, disconnect). Frames queued for a connection that has died are dropped: their
+stats, a pong, disconnect). To a hub that takes batch frames, the messages of one run (one
+event, type and instant) are gathered into one (:mod:`sockcli.protocol.batches`), in order
+with the frames around them. Frames queued for a connection that has died are dropped: their
 sequence numbers are reported lost by the acknowledgement ledger, never silently resent.
 """
 
@@ -13,10 +15,12 @@ import contextlib
 import socket
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from sockcli.exceptions import ConnectionError
+from sockcli.protocol.batches import BatchBuilder, Key
 
-__all__ = ["COALESCE_BYTES", "Outbox"]
+__all__ = ["COALESCE_BYTES", "Outbox", "batch_limit"]
 
 #: A batch this large is written at once, without waiting for the flusher thread.
 COALESCE_BYTES = 64 * 1024
@@ -39,22 +43,82 @@ class Outbox:
         self._ready = threading.Event()
         self._flusher: threading.Thread | None = None
         self._closed = False
+        #: The run of messages being gathered into a batch frame, for a hub that takes them
+        #: (:meth:`batcher_for`); None: every message is a frame of its own.
+        self.batcher: BatchBuilder | None = None
+
+    def batcher_for(self, sock: socket.socket, limit: int | None) -> BatchBuilder | None:
+        """The batcher of ``sock``'s runs, frames of at most ``limit`` bytes (None: its hub
+        takes no batches); what waited for an earlier connection is dropped first."""
+        self._take(sock)
+        if limit is None:
+            self._end_run()
+            self.batcher = None
+        elif self.batcher is None or self.batcher.limit != limit:
+            self._end_run()
+            self.batcher = BatchBuilder(limit)
+        return self.batcher
 
     def add(self, sock: socket.socket, data: bytes, *, now: bool) -> None:
         """Queue one frame for ``sock``; write the batch at once if ``now`` or large."""
-        if self._for is not sock:  # frames left for a dead connection are lost
-            self._frames.clear()
-            self._size = 0
-            self._for = sock
+        self._take(sock)
+        first = not self.waiting
+        self._end_run()  # the frames keep the order of their sequence numbers
         self._frames.append(data)
         self._size += len(data)
         if now or self._size >= COALESCE_BYTES:
             self.write_out(sock)
-        elif len(self._frames) == 1:
+        elif first:
             self._wake_flusher()
+
+    def add_message(self, sock: socket.socket, limit: int | None, message: Any,
+                    commit: Callable[[], int]) -> bool:
+        """Queue ``message`` (a SocketMessage sent with ``wait=False``) as an item of a batch
+        frame, if ``sock``'s hub takes batches (``limit``: :func:`batch_limit`) and it fits
+        one; ``commit`` gives its sequence number then. False: send it as a message frame
+        (which says why it is too large, if it is). MessageError for data MessagePack
+        cannot carry."""
+        batcher = self.batcher_for(sock, limit)
+        if batcher is None:
+            return False
+        key = (message.event_name, message.message_type.value, message.timestamp_ms,
+               message.timestamp_iso)
+        packed = batcher.pack(message.data)
+        if not batcher.fits(key, packed):
+            return False
+        self.add_item(sock, key, commit(), packed)
+        return True
+
+    def add_item(self, sock: socket.socket, key: Key, seq: int, packed: bytes) -> None:
+        """Queue one message for ``sock`` as an item of a batch frame (``packed``: its data,
+        from the batcher, which found it fits)."""
+        assert self.batcher is not None
+        self._take(sock)
+        first = not self.waiting
+        done = self.batcher.add(key, seq, packed)
+        if done is not None:
+            self._frames.append(done)
+            self._size += len(done)
+        if self._size + self.batcher.pending >= COALESCE_BYTES:
+            self.write_out(sock)
+        elif first:
+            self._wake_flusher()
+
+    def _take(self, sock: socket.socket) -> None:
+        if self._for is not sock:  # frames left for a dead connection are lost
+            self.clear()
+            self._for = sock
+
+    def _end_run(self) -> None:
+        if self.batcher is not None:
+            done = self.batcher.finish()
+            if done is not None:
+                self._frames.append(done)
+                self._size += len(done)
 
     def write_out(self, sock: socket.socket, extra: bytes = b"") -> None:
         """Write the waiting frames, then ``extra``, in one call. Raises ConnectionError."""
+        self._end_run()
         frames = self._frames if self._for is sock else []  # else queued for a dead one
         payload = b"".join(frames) + extra if frames else extra
         self._frames = []
@@ -70,11 +134,13 @@ class Outbox:
 
     @property
     def waiting(self) -> bool:
-        return bool(self._frames)
+        return bool(self._frames) or bool(self.batcher and self.batcher.pending)
 
     def clear(self) -> None:
         self._frames.clear()
         self._size = 0
+        if self.batcher is not None:
+            self.batcher.clear()
 
     def close(self) -> None:
         """Let the flusher thread end once nothing waits."""
@@ -100,6 +166,14 @@ class Outbox:
                 if sock is not None:
                     with contextlib.suppress(ConnectionError):  # the reader sees the loss
                         self.write_out(sock)
-                if self._closed and not self._frames:
+                if self._closed and not self.waiting:
                     self._flusher = None
                     return
+
+
+def batch_limit(welcome: Any, buffer_size: int) -> int | None:
+    """The largest batch frame for a connection: within this client's ``buffer_size`` and
+    the hub's ``max_frame_size``; None if the hub's welcome does not list "batch"."""
+    if "batch" not in welcome.features:
+        return None
+    return min(buffer_size, welcome.max_frame_size or buffer_size)

@@ -29,6 +29,11 @@ class Settlement:
         #: slow_consumer_timeout plus a second; 0: it did not say).
         self.hold_limit = 0.0
 
+    def give_seq(self) -> int:
+        """The next sequence number, given out (the caller holds the client's write lock)."""
+        with self.cond:
+            return self.acks.sent_one()
+
     def connection_lost(self) -> None:
         """The connection ended: what was sent and not acknowledged is lost."""
         with self.cond:

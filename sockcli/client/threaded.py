@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from sockcli.client.base import SocketClient
 from sockcli.client.connect import retry_while_absent, start_session, tcp_security
 from sockcli.client.inbox import Inbox
-from sockcli.client.outbox import Outbox
+from sockcli.client.outbox import Outbox, batch_limit
 from sockcli.client.settle import Settlement
 from sockcli.exceptions import (
     ConnectionError,
@@ -75,18 +75,9 @@ class HubClient(SocketClient):
         self.config = self.settings.socket
         self.subscribe = subscribe
         self.types = frozenset(MessageType.parse(t) for t in types) if types is not None else None
-        if name is not None and not 1 <= len(name) <= 64:
-            from sockcli.exceptions import ValidationError
-
-            raise ValidationError("a client name must be 1 to 64 characters")
-        self.name = name
-        if slow is not None and slow not in fr.SLOW_MODES:
-            from sockcli.exceptions import ValidationError
-
-            raise ValidationError(f"invalid slow mode {slow!r}: choose one of "
-                                  f"{', '.join(fr.SLOW_MODES)}")
+        self.name = _checked_name(name)
         #: What the hub does while this subscriber is behind: "wait", "latest" or "drop".
-        self.slow = slow
+        self.slow = _checked_slow(slow)
         #: Ask for the hub's retained messages (the last of each type) first, on every connect.
         self.last = last
         #: A tap (a bridge): it gets every message relayed, but leaves the hub's queue to the
@@ -110,6 +101,8 @@ class HubClient(SocketClient):
         self._connected = False
         self._acks = self._settle.acks  # guarded by _cond; seqs given out under _write_lock
         self._stats_reply: dict[str, Any] | None = None
+        #: The largest batch frame for the current connection (None: its hub takes none).
+        self._batch_limit: int | None = None
         self._stats_lock = threading.Lock()
         #: The name or address the hub's TLS certificate must name (set when connecting).
         self.tls_server_name: str | None = None
@@ -202,15 +195,13 @@ class HubClient(SocketClient):
         fr.check_data(message.data)  # the hub would drop the connection for such data
         with self._write_lock:
             sock = self._wait_connected(deadline)
-            frame = fr.message_to_map(message)  # the map itself: no frame object per message
-            frame["seq"] = self._acks.next_seq
-            if to is not None:
-                frame["to"] = to
+            if not wait and to is None and retain is None and self._outbox.add_message(
+                    sock, self._batch_limit, message, self._settle.give_seq):
+                return  # an item of a batch frame (sockcli.client.outbox)
             if retain is not None:
-                frame["retain"] = _checked_retain(retain, to, self.welcome, self._event_name)
-            data = self._codec.pack_map(frame)
-            with self._cond:
-                seq = self._acks.sent_one()  # only once encoded: a refused frame leaves no gap
+                retain = _checked_retain(retain, to, self.welcome, self._event_name)
+            data = self._codec.pack_map(_message_map(message, self._acks.next_seq, to, retain))
+            seq = self._settle.give_seq()  # only once encoded: a refused frame leaves no gap
             self._outbox.add(sock, data, now=wait)
         if wait:
             self._settle.wait(seq, deadline)
@@ -309,7 +300,8 @@ class HubClient(SocketClient):
         token = (self._hub_secret or self._token) if tcp else None
         shake = ClientHandshake(subscribe=self.subscribe, types=self.types, name=self.name,
                                 token=token, hub_name=self._event_name, slow=self.slow,
-                                last=self.last, tap=self.tap)
+                                last=self.last, tap=self.tap,
+                                batch=self.config.buffer_size)
         codec = Codec(max_frame_size=self.config.buffer_size)
         sock, self.welcome = start_session(
             sock, codec, shake, max(0.001, min(deadline - time.monotonic(),
@@ -317,6 +309,9 @@ class HubClient(SocketClient):
             tls_context=self._tls_context if tcp else None, server_name=self.tls_server_name)
         sock.settimeout(None)
         self.client_id = self.welcome.client_id
+        # Runs of send(wait=False) go as batch frames to a hub that takes them, each within
+        # both ends' frame limits.
+        self._batch_limit = batch_limit(self.welcome, self.config.buffer_size)
         sct = self.welcome.slow_consumer_timeout  # how long the hub may hold us back
         self._settle.hold_limit = sct + 1.0 if sct else 0.0
         self._codec = codec  # keeps any bytes that followed the welcome
@@ -397,10 +392,14 @@ class HubClient(SocketClient):
                     if m is CLOSED:
                         self._inbox.put_many(batch, self._closed.is_set)
                         return
-                    if type(m) is dict and m.get("kind") == "message":
+                    kind = m.get("kind") if type(m) is dict else None
+                    if kind == "message":
                         # No frame object per message; a type the hub relayed is one it
                         # knows, so a type this process lacks is learnt, not refused.
                         batch.append(fr.message_from_map(m, learn_types=True))
+                        continue
+                    if kind == "batch":  # our hello takes them: as the same messages
+                        batch.extend(fr.batch_messages(m))
                         continue
                     event = fr.frame_from_map(m)
                     if not self._dispatch(event):
@@ -474,3 +473,32 @@ def _checked_retain(retain: str, to: str | None, welcome: fr.Welcome | None,
                            "does not list the 'retain' feature; nothing was sent",
                            code=fr.ErrorCode.NOT_RETAINING)
     return retain
+
+
+def _message_map(message: SocketMessage, seq: int, to: str | None,
+                 retain: str | None) -> dict[str, Any]:
+    """The wire map of one message frame (the map itself: no frame object per message)."""
+    frame = fr.message_to_map(message)
+    frame["seq"] = seq
+    if to is not None:
+        frame["to"] = to
+    if retain is not None:
+        frame["retain"] = retain
+    return frame
+
+
+def _checked_name(name: str | None) -> str | None:
+    if name is not None and not 1 <= len(name) <= 64:
+        from sockcli.exceptions import ValidationError
+
+        raise ValidationError("a client name must be 1 to 64 characters")
+    return name
+
+
+def _checked_slow(slow: str | None) -> str | None:
+    if slow is not None and slow not in fr.SLOW_MODES:
+        from sockcli.exceptions import ValidationError
+
+        raise ValidationError(f"invalid slow mode {slow!r}: choose one of "
+                              f"{', '.join(fr.SLOW_MODES)}")
+    return slow

@@ -2,11 +2,11 @@
 dynaconf (together about six interpreter start-ups) when nothing changed.
 
 The cache entry is keyed by everything the result depends on: the identity, size and times of
-each settings file (present or not), the ``SOCKCLI_*`` settings variables, the variables that
-decide defaults (``XDG_RUNTIME_DIR``, ``HOME``), the keyword overrides, the transport
-sections of the registry, the uid and the sockcli version. Any change is a miss, and a miss
-validates in full, so an invalid file is reported on the very next run. Entries are JSON
-(never pickle), 0600, in ``$XDG_CACHE_HOME/sockcli``.
+each settings file (present or not), the ``SOCKCLI_*`` settings variables (and dynaconf's own,
+which it applies too), the variables that decide defaults (``XDG_RUNTIME_DIR``, ``HOME``), the
+keyword overrides, the transport sections of the registry, the uid and the sockcli version.
+Any change is a miss, and a miss validates in full, so an invalid file is reported on the very
+next run. Entries are JSON (never pickle), 0600, in ``$XDG_CACHE_HOME/sockcli``.
 
 :class:`CachedSettings` is the entry read back: it satisfies the same
 :class:`~sockcli.config.views.SettingsView` as the pydantic settings. Its sections are
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from sockcli.config.views import SettingsView
 
 __all__ = ["CachedBridge", "CachedSettings", "CachedSocket", "CachedTcp", "CachedUnix",
-           "cache_file", "cache_key", "load_cached", "store_cached"]
+           "cache_file", "cache_key", "load_cached", "settings_variables", "store_cached"]
 
 _FORMAT = 8  # bump when the settings gain keys: an older entry would lack them
 #: SOCKCLI_* variables that are not settings: they must not invalidate the cache.
@@ -59,20 +59,27 @@ def _file_id(path: str | os.PathLike[str]) -> list[Any]:
     return [str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
+def settings_variables() -> list[tuple[str, str]]:
+    """The environment variables the settings are read from, sorted: the ``SOCKCLI_*``
+    settings and what dynaconf itself reads (``DYNACONF_*`` values, ``*_FOR_DYNACONF``
+    options), which it applies to sockcli's settings too."""
+    return sorted((k, v) for k, v in os.environ.items()
+                  if (k.startswith("SOCKCLI_") and k not in _NOT_SETTINGS) or
+                  k.startswith("DYNACONF_") or "_FOR_DYNACONF" in k)
+
+
 def cache_key(files: list[str], overrides: dict[str, Any],
               registry: tuple[tuple[str, str], ...] = ()) -> str:
     """Everything the validated settings depend on, as one canonical JSON text; ``registry``
     is the transport sections' (name, model) pairs (:func:`sockcli.transports.registry_key`)."""
     from sockcli import __version__
 
-    env = sorted((k, v) for k, v in os.environ.items()
-                 if k.startswith("SOCKCLI_") and k not in _NOT_SETTINGS)
     material = {
         "format": _FORMAT,
         "version": __version__,
         "uid": os.getuid(),
         "files": [_file_id(p) for p in files],
-        "env": env,
+        "env": settings_variables(),
         "xdg_runtime_dir": os.environ.get("XDG_RUNTIME_DIR"),
         "home": os.environ.get("HOME"),
         "overrides": sorted((k, repr(v)) for k, v in overrides.items()),

@@ -14,6 +14,12 @@ the built-in sections), cached with the rest, and read as ``settings.section("vs
 ``settings.unix`` and ``settings.tcp`` stay typed attributes. Register a transport before
 its settings are loaded.
 
+A first :func:`load_settings_data` (the CLI's) with nothing to validate but the packaged
+file (no user file, no settings variable, no keyword but ``socket_dir``) takes the values of
+:mod:`sockcli.config.defaults` instead of importing pydantic and dynaconf (300 ms): the same
+values, validated ahead of time by tools/settings_defaults.py, which
+tests/test_settings_defaults.py holds equal to a validation in the same environment.
+
 Loading settings, from the cache too, makes their timezone the process's default for
 message timestamps (:func:`sockcli.timestamps.set_default_timezone`): this module imports
 the timestamp code, never the reverse.
@@ -166,10 +172,18 @@ def _key(user_file: str, overrides: Mapping[str, Any]) -> str:
 
 
 def _load_keyed(key: str, config_file: str | os.PathLike[str] | None,
-                overrides: Mapping[str, Any]) -> SettingsView:
+                overrides: Mapping[str, Any], *, prevalidated: bool = False) -> SettingsView:
+    """The settings cached under ``key``, else (with ``prevalidated``) the packaged ones
+    validated ahead of time when they are all there is (:func:`_prevalidated`), else
+    validated now; cached either way."""
     from sockcli.config import cache
 
     settings: SettingsView | None = cache.load_cached(key)
+    if settings is None and prevalidated:
+        data = _prevalidated(config_file, overrides)
+        if data is not None:
+            cache.store_cached(key, data)
+            settings = cache.CachedSettings(data)
     if settings is not None:
         set_default_timezone(settings.socket.timezone)
         return settings
@@ -181,8 +195,58 @@ def _load_keyed(key: str, config_file: str | os.PathLike[str] | None,
 def load_settings_data(config_file: str | os.PathLike[str] | None = None,
                        **overrides: Any) -> dict[str, Any]:
     """:func:`load_settings` as plain JSON values ({"socket": {...}, "unix": ..., "tcp": ...}),
-    for code that must not import pathlib or pydantic when the cache is fresh."""
-    return load_settings(config_file, **overrides).as_json()
+    for code that must not import pathlib or pydantic when the cache is fresh, nor on a first
+    run that has nothing to validate but the packaged settings (:func:`_prevalidated`)."""
+    user_file = os.fspath(config_file) if config_file is not None else _user_path()
+    return _load_keyed(_key(user_file, overrides), config_file, overrides,
+                       prevalidated=True).as_json()
+
+
+def _prevalidated(config_file: str | os.PathLike[str] | None,
+                  overrides: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The packaged settings as the models validated them ahead of time
+    (:mod:`sockcli.config.defaults`), when validating now could give nothing else: no
+    ``config_file`` and no user settings file, no settings variable (``SOCKCLI_*``, dynaconf's),
+    no keyword but a ``socket_dir``, the built-in transports only, and the packaged
+    settings.toml the one they came from. ``socket_dir`` is computed as the model computes it.
+    None otherwise, or for a path the model would rewrite (``/run//x/``): pydantic decides.
+    """
+    if config_file is not None or overrides.keys() - {"socket_dir"} or \
+            os.path.isfile(_user_path()):
+        return None
+    from sockcli.config import cache, defaults
+
+    if cache.settings_variables() or registry_key() != defaults.REGISTRY:
+        return None
+    socket_dir = overrides.get("socket_dir")
+    if socket_dir is None or socket_dir == "":  # models.default_socket_dir()
+        runtime = os.environ.get("XDG_RUNTIME_DIR")
+        socket_dir = f"{runtime}/sockcli" if runtime else f"/tmp/sockcli-{os.getuid()}"
+    if not _plain_absolute(socket_dir) or not _packaged_file_is(defaults.SOURCE_SIZE,
+                                                                defaults.SOURCE_CRC32):
+        return None
+    return defaults.settings_data(socket_dir)
+
+
+def _plain_absolute(path: object) -> bool:
+    """Whether ``path`` is an absolute path text that pathlib keeps as it is (no empty or "."
+    part, no trailing slash), so that the model would store this very text."""
+    return isinstance(path, str) and path.startswith("/") and \
+        all(part not in ("", ".") for part in path[1:].split("/"))
+
+
+def _packaged_file_is(size: int, crc32: int) -> bool:
+    """Whether the packaged settings.toml has this size and CRC-32."""
+    try:
+        with open(_default_path(), "rb") as fh:
+            content = fh.read()
+    except OSError:
+        return False
+    if len(content) != size:
+        return False
+    import binascii  # 0.2 ms, on a first run only
+
+    return binascii.crc32(content) == crc32
 
 
 def _keep_text_variables(data: dict[str, Any]) -> None:

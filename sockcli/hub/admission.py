@@ -125,6 +125,7 @@ class Admission:
         conn.handshake = None
         conn.slow = hello.slow or "wait"
         conn.tap = hello.tap
+        conn.batch = hello.batch
         return ClientInfo(
             client_id=shake.welcome.client_id, name=hello.name, subscribed=hello.subscribe,
             types=hello.types, connected_ms=conn.connected_ms, peer=conn.peer,

@@ -195,7 +195,7 @@ class LinesConnection(Connection):
         how many whole lines were dropped."""
         out = self.out
         head = out[0] if out and isinstance(out[0], memoryview) else None
-        dropped = sum(bytes(chunk).count(b"\n") for chunk in (list(out)[1:] if head else out))
+        dropped = sum(bytes(chunk).count(b"\n") for chunk in (out[1:] if head else out))
         out.clear()
         self.out_size = 0
         if head is not None:

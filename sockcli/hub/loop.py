@@ -343,18 +343,28 @@ class HubLoop(ConnectionTable):
         ``send_buffer_limit``: a client that does not read its replies is not read either."""
         router = self.router
         limit = router.send_buffer_limit
+        next_map = conn.codec.next_map
+        active = ConnectionState.ACTIVE
         try:
             while not conn.closing:
-                m = conn.codec.next_map()
+                m = next_map()
                 if m is NEED_DATA:
                     break
                 if m is CLOSED:
                     self._close(conn)
                     return
-                if type(m) is dict and m.get("kind") == "message" and \
-                        conn.state is ConnectionState.ACTIVE and not router.handlers and \
+                kind = m.get("kind") if type(m) is dict else None
+                if kind == "message" and conn.state is active and not router.handlers and \
                         router.relay_map(conn, m):
-                    pass  # the hot path: no frame or message objects
+                    # The hot path: no frame or message objects. Relaying never closes the
+                    # sender: only its own replies can choke it.
+                    if conn.out_size > limit:
+                        self.flow.choke(conn)
+                        break
+                    continue
+                if kind == "batch" and conn.state is active and not router.handlers and \
+                        router.relay_batch(conn, m):
+                    pass  # the same for a batch of messages
                 else:
                     try:
                         frame = fr.frame_from_map(m)
@@ -415,6 +425,8 @@ class HubLoop(ConnectionTable):
             return
         if isinstance(frame, fr.MessageFrame):
             self.router.client_message(conn, frame)
+        elif isinstance(frame, fr.Batch):
+            self.router.client_batch(conn, frame)
         elif (answer := reply_to(frame, self._figures)) is not None:
             self._write(conn, answer)
 

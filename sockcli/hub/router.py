@@ -34,6 +34,7 @@ from typing import Any
 
 from sockcli.exceptions import MessageError
 from sockcli.hub.base import ClientInfo, MessageHandler
+from sockcli.hub.batchrelay import take_batch
 from sockcli.hub.connection import Connection
 from sockcli.hub.linesconn import message_line
 from sockcli.protocol import frames as fr
@@ -94,12 +95,13 @@ class Router:
         #: Called with every message a client sends; replaced, never mutated (thread safety).
         self.handlers: list[MessageHandler] = []
         self.queue: deque[_Queued] = deque()
-        self._codec = codec
-        self._write = write
-        self._mark_dirty = mark_dirty
+        self.codec = codec
+        self.write = write
+        self.mark_dirty = mark_dirty
         self._drop = drop
         self._by_id: dict[str, Connection] = {}
         self._subs: list[Connection] | None = None  # subscribers, cached between changes
+        self._sub_set: set[Connection] = set()  # the same, to look one up
         self._stamp = (0, "")  # the last timestamp of a published line, and its ISO text
 
     # -- who is connected -----------------------------------------------------------------
@@ -124,12 +126,12 @@ class Router:
             # from there, once (the first bar started after its producer saw it twice).
             queued = {item.frame for item in self.queue} if conn.info.subscribed else set()
             for message_type, wire in self.retained.items():
-                if conn.accepts(message_type) and self._codec.pack_map(wire) not in queued:
+                if conn.accepts(message_type) and self.codec.pack_map(wire) not in queued:
                     marked = {**wire, "retained": True}
                     conn.enqueue(message_line(marked) if conn.lines else
-                                 self._codec.pack_map(marked))
+                                 self.codec.pack_map(marked))
                     self.stats.delivered += 1
-            self._mark_dirty(conn)
+            self.mark_dirty(conn)
         if conn.info.subscribed and self.queue and not conn.tap:
             self._replay_queue(conn)
 
@@ -155,7 +157,10 @@ class Router:
         subs = self._subs
         if subs is None:  # rebuilt after a client comes or goes, not per message
             subs = self._subs = [c for c in self._by_id.values() if c.subscribed]
-        return [c for c in subs if c is not exclude] if exclude in subs else subs
+            self._sub_set = set(subs)
+        # A set, not the list: a publisher is rarely a subscriber, and `in` on 1,000 of them
+        # would cost more than the message.
+        return [c for c in subs if c is not exclude] if exclude in self._sub_set else subs
 
     # -- messages from clients ------------------------------------------------------------
 
@@ -178,6 +183,23 @@ class Router:
         self._take(conn, wire, event, message_type, seq, to, None)
         return True
 
+    def relay_batch(self, conn: Connection, m: dict[str, Any]) -> bool:
+        """:meth:`relay_map` for a batch frame (:class:`~sockcli.protocol.frames.Batch`):
+        False when it is not of the usual shape, for the frame path to explain."""
+        fields = fr.batch_fields(m)
+        if fields is None:
+            return False
+        event, message_type, seq, items = fields
+        take_batch(self, conn, event, message_type, m["timestamp_ms"], m["timestamp_iso"],
+                         items, seq)
+        return True
+
+    def client_batch(self, conn: Connection, frame: fr.Batch) -> None:
+        """A batch frame decoded in full (the hub has handlers, or the fast checks did not
+        take it): the same as :meth:`relay_batch`."""
+        take_batch(self, conn, frame.event_name, frame.message_type, frame.timestamp_ms,
+                         frame.timestamp_iso, frame.items, frame.seq, frame)
+
     def _take(self, conn: Connection, wire: dict[str, Any], event: str,
               message_type: MessageType, seq: int | None, to: str | None,
               message: SocketMessage | None, retain: str | None = None) -> None:
@@ -186,19 +208,20 @@ class Router:
         ``retain``, only set or clear the retained message (:meth:`_retain`)."""
         if seq is not None:
             conn.ack_seq = seq if conn.ack_seq is None else max(conn.ack_seq, seq)
-        refusal = self._refusal_of(conn, event, to)
+        refusal = None if to is None and event == self.event_name and \
+            self.allow_client_send else self.refusal_of(conn, event, to)
         if refusal is not None:
             self.stats.rejected += 1
-            self._write(conn, fr.ErrorFrame(code=refusal[0], reason=refusal[1], seq=seq))
+            self.write(conn, fr.ErrorFrame(code=refusal[0], reason=refusal[1], seq=seq))
             return
         if retain is not None:
             self._retain(conn, wire, message_type, retain, seq)
             return
         try:
-            data = self._codec.pack_map(wire)
+            data = self.codec.pack_map(wire)
         except MessageError as exc:  # re-encoded, 32-bit floats become 64-bit and may not fit
             self.stats.rejected += 1
-            self._write(conn, fr.ErrorFrame(code=exc.code, reason=f"cannot relay: {exc}",
+            self.write(conn, fr.ErrorFrame(code=exc.code, reason=f"cannot relay: {exc}",
                                             seq=seq))
             return
         self.stats.received += 1
@@ -206,7 +229,7 @@ class Router:
             self.keep(message_type, wire)
         if message is not None:
             assert conn.info is not None
-            self._call_handlers(message, conn.info)
+            self.call_handlers(message, conn.info)
         if to is not None:
             for target in self.subscribers(exclude=conn):
                 if target.info is not None and target.info.name == to:
@@ -215,7 +238,7 @@ class Router:
         else:
             self.broadcast(data, message_type, exclude=conn, wire=wire)
 
-    def _call_handlers(self, message: SocketMessage, info: ClientInfo) -> None:
+    def call_handlers(self, message: SocketMessage, info: ClientInfo) -> None:
         for handler in self.handlers:
             try:
                 handler(message, info)
@@ -238,14 +261,14 @@ class Router:
                 "timestamp_iso": self._stamp[1], "message_type": message_type.value,
                 "data": data}
         try:
-            frame = self._codec.pack_map(wire)
+            frame = self.codec.pack_map(wire)
         except MessageError as exc:
             self.stats.rejected += 1
             return (exc.code, f"cannot relay: {exc}")
         self.stats.received += 1
         self.keep(message_type, wire)
         if self.handlers:
-            self._call_handlers(fr.message_from_map(wire), info)
+            self.call_handlers(fr.message_from_map(wire), info)
         self.broadcast(frame, message_type, exclude=source, wire=wire)
         return None
 
@@ -265,16 +288,16 @@ class Router:
             return
         if not self.retain:
             self.stats.rejected += 1
-            self._write(conn, fr.ErrorFrame(
+            self.write(conn, fr.ErrorFrame(
                 code=fr.ErrorCode.NOT_RETAINING, seq=seq,
                 reason=f"hub {self.event_name!r} keeps no retained messages (its retain "
                        "setting is off: serve --no-retain): the message was not kept"))
             return
         try:
-            self._codec.pack_map({**wire, "retained": True})  # it must fit when handed out
+            self.codec.pack_map({**wire, "retained": True})  # it must fit when handed out
         except MessageError as exc:
             self.stats.rejected += 1
-            self._write(conn, fr.ErrorFrame(code=exc.code, reason=f"cannot retain: {exc}",
+            self.write(conn, fr.ErrorFrame(code=exc.code, reason=f"cannot retain: {exc}",
                                             seq=seq))
             return
         self.stats.received += 1
@@ -285,11 +308,12 @@ class Router:
         no date); it still counts as handled (the batch's ack covers it), and the connection
         goes on."""
         if error.seq is not None:
-            conn.ack_seq = error.seq if conn.ack_seq is None else max(conn.ack_seq, error.seq)
-        self.stats.rejected += 1
-        self._write(conn, fr.ErrorFrame(code=error.code, reason=str(error), seq=error.seq))
+            last = error.seq + error.count - 1  # a batch: every message of it
+            conn.ack_seq = last if conn.ack_seq is None else max(conn.ack_seq, last)
+        self.stats.rejected += error.count
+        self.write(conn, fr.ErrorFrame(code=error.code, reason=str(error), seq=error.seq))
 
-    def _refusal_of(self, conn: Connection, event: str, to: str | None,
+    def refusal_of(self, conn: Connection, event: str, to: str | None,
                     ) -> tuple[str, str] | None:
         if not self.allow_client_send:
             return (fr.ErrorCode.SEND_NOT_ALLOWED,
@@ -325,19 +349,26 @@ class Router:
         when the caller has it)."""
         delivered = False
         line = None
+        size, limit = len(data), self.send_buffer_limit
         for conn in self.subscribers(exclude):
-            if conn.accepts(message_type):
-                if conn.lines:
-                    if line is None:
-                        line = self._line(data, wire)
-                    self.deliver(conn, line, message_type)
-                else:
-                    self.deliver(conn, data, message_type)
-                delivered = delivered or not conn.tap
+            info = conn.info
+            if info is None or (info.types is not None and message_type not in info.types):
+                continue  # its filter does not take this type (Connection.accepts)
+            if conn.lines:
+                if line is None:
+                    line = self._line(data, wire)
+                self.deliver(conn, line, message_type)
+            elif conn.latest is None and conn.out_size + size <= limit:
+                conn.enqueue(data)  # deliver(), for a subscriber with room: the usual case
+                self.stats.delivered += 1
+                self.mark_dirty(conn)
+            else:
+                self.deliver(conn, data, message_type)
+            delivered = delivered or not conn.tap
         if not delivered:  # nobody connected takes this type: keep it for who comes next
-            self._enqueue(data, message_type)
+            self.queue_message(data, message_type)
 
-    def _enqueue(self, data: bytes, message_type: MessageType) -> None:
+    def queue_message(self, data: bytes, message_type: MessageType) -> None:
         if self.queue_size <= 0:
             self.stats.dropped += 1
             return
@@ -356,16 +387,18 @@ class Router:
             else:
                 kept.append(item)
         self.queue = kept
-        self._mark_dirty(conn)
+        self.mark_dirty(conn)
 
     def _line(self, frame: bytes, wire: dict[str, Any] | None) -> bytes:
         """The JSON line of an encoded message, for the clients of the lines socket."""
-        return message_line(wire if wire is not None else self._codec.unpack_frame(frame))
+        return message_line(wire if wire is not None else self.codec.unpack_frame(frame))
 
-    def deliver(self, conn: Connection, data: bytes, message_type: MessageType) -> None:
-        """Add one encoded message (a lines client: its line) to a subscriber's buffer, by
-        the rules of flow control; a lines client that has not said what it wants yet holds
-        it (:mod:`sockcli.hub.linesconn`)."""
+    def deliver(self, conn: Connection, data: bytes, message_type: MessageType,
+                count: int = 1) -> None:
+        """Add one encoded message (a lines client: its line; a batch frame of ``count``
+        messages, for a subscriber that takes them and is not in "latest" mode) to a
+        subscriber's buffer, by the rules of flow control; a lines client that has not said
+        what it wants yet holds it (:mod:`sockcli.hub.linesconn`)."""
         if conn.lines and conn.hold(  # type: ignore[attr-defined]
                 data, message_type, self.send_buffer_limit):
             self.stats.delivered += 1
@@ -389,8 +422,8 @@ class Router:
                 self.behind.add(conn)
                 conn.progress_at = time.monotonic()  # the stall clock starts now
         conn.enqueue(data)
-        self.stats.delivered += 1
-        self._mark_dirty(conn)
+        self.stats.delivered += count
+        self.mark_dirty(conn)
 
     def caught_up(self, conn: Connection) -> bool:
         """After a write: whether ``conn`` has read enough (half its buffer) to stop being
@@ -404,7 +437,7 @@ class Router:
                 self.stats.delivered += 1
             conn.latest = None
             self.lagging.discard(conn)
-            self._mark_dirty(conn)
+            self.mark_dirty(conn)
         return True
 
     def drop_slow(self, conn: Connection, why: str) -> None:

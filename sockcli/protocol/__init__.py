@@ -7,7 +7,9 @@ tested in memory, byte by byte, and every role speaks it the same way.
 - :mod:`~sockcli.protocol.codec`: the frame codec interface and its MessagePack implementation
   (length-prefixed maps, size limits enforced before buffering).
 - :mod:`~sockcli.protocol.frames`: one class per frame kind, and their translation to and from
-  the wire maps, checking every key a peer sends.
+  the wire maps, checking every key a peer sends (:mod:`~sockcli.protocol.checks`: the
+  checks of a message's keys, the relay's fast ones included).
+- :mod:`~sockcli.protocol.batches`: runs of messages gathered into batch frames.
 - :mod:`~sockcli.protocol.handshake`: hello, challenge, auth, welcome, as two small state
   machines: :class:`ClientHandshake` and :class:`HubHandshake`.
 - :mod:`~sockcli.protocol.acks`: the acknowledgement ledger of a sending client.

@@ -44,6 +44,13 @@ class AckLedger:
         self.sent += 1
         return self.sent
 
+    def sent_many(self, count: int) -> int:
+        """Record that the ``count`` messages numbered from :attr:`next_seq` went out (a
+        batch); return the first number."""
+        first = self.sent + 1
+        self.sent += count
+        return first
+
     @property
     def pending(self) -> int:
         """Messages sent and not yet acknowledged."""

@@ -40,10 +40,13 @@ class RefusedMessageError(MessageError):
     """A sound frame whose message this side refuses alone (a type it does not know, a
     ``timestamp_iso`` that is no date): the hub refuses it with its ``seq`` and goes on."""
 
-    def __init__(self, message: str, *, seq: int | None) -> None:
+    def __init__(self, message: str, *, seq: int | None, count: int = 1) -> None:
         super().__init__(message, code=ErrorCode.INVALID_MESSAGE)
-        #: The refused message's sequence number, if it had a valid one.
+        #: The refused message's sequence number, if it had a valid one (a batch's: its
+        #: first message's).
         self.seq = seq
+        #: How many messages are refused: a batch's, all of them (seq, seq + 1, ...).
+        self.count = count
 
 
 class UnknownMessageTypeError(RefusedMessageError):

@@ -15,9 +15,20 @@ about 12 ms), which would take the send path from 2.7x to over 3x ``python -c pa
 from __future__ import annotations
 
 from sockcli.exceptions import MessageError, ValidationError
-from sockcli.kinds import MESSAGE_TYPE_BY_VALUE, MessageType
+from sockcli.kinds import MessageType
+from sockcli.protocol.checks import (
+    batch_fields,
+    batch_messages,
+    fail,
+    get_key,
+    message_class,
+    message_explained,
+    message_from_map,
+    optional_seq,
+    relay_fields,
+)
 from sockcli.protocol.errors import ErrorCode, RefusedMessageError, UnknownMessageTypeError
-from sockcli.rules import EVENT_NAME_PATTERN, KNOWN_INSTANTS, MAX_DATA_DEPTH, check_data, is_instant
+from sockcli.rules import MAX_DATA_DEPTH, check_data
 from sockcli.values import Value, set_field
 
 TYPE_CHECKING = False  # on the send path: no typing, no collections.abc
@@ -35,6 +46,7 @@ __all__ = [
     "SLOW_MODES",
     "Ack",
     "Auth",
+    "Batch",
     "Challenge",
     "ErrorCode",
     "ErrorFrame",
@@ -49,6 +61,8 @@ __all__ = [
     "UnknownFrame",
     "UnknownMessageTypeError",
     "Welcome",
+    "batch_fields",
+    "batch_messages",
     "check_data",
     "frame_from_map",
     "frame_to_map",
@@ -61,8 +75,8 @@ __all__ = [
 PROTOCOL_VERSION = 1
 #: What this implementation's hub offers, announced in the welcome frame ("retain": it takes
 #: a message's ``retain`` key; "peek": it honours a hello's ``peek``; "tap": a hello's
-#: ``tap``).
-FEATURES = ("ack", "stats", "ping", "unicast", "slow", "retain", "peek", "tap")
+#: ``tap``; "batch": it takes batch frames, and sends them to a subscriber whose hello asks).
+FEATURES = ("ack", "stats", "ping", "unicast", "slow", "retain", "peek", "tap", "batch")
 #: The values of a hello's ``slow``: what the hub does while a subscriber is behind.
 SLOW_MODES = ("wait", "latest", "drop")
 #: The values of a message's ``retain``: set the retained message of its type without relaying
@@ -89,12 +103,13 @@ class Hello(_Frame):
     hub's default, "wait"); ``last`` asks a subscriber's retained messages first, ``peek`` a
     pure sender's (once, then nothing: ``sockcli get``); ``tap`` makes a subscriber a tap (a
     bridge): it gets every message relayed, but the queue is kept for the first other
-    subscriber and never replayed to it; ``extra`` keeps the keys this version does not know,
-    so that they survive a round trip.
+    subscriber and never replayed to it; ``batch`` (a subscriber's: the size in bytes of the
+    largest frame it reads; 0: none) lets the hub relay a :class:`Batch` as one; ``extra``
+    keeps the keys this version does not know, so that they survive a round trip.
     """
 
-    __slots__ = ("auth", "extra", "last", "name", "peek", "slow", "subscribe", "tap", "types",
-                 "version")
+    __slots__ = ("auth", "batch", "extra", "last", "name", "peek", "slow", "subscribe", "tap",
+                 "types", "version")
     kind = "hello"
     version: int
     subscribe: bool
@@ -105,12 +120,13 @@ class Hello(_Frame):
     last: bool
     peek: bool
     tap: bool
+    batch: int
     extra: Mapping[str, Any]
 
     def __init__(self, *, version: int = PROTOCOL_VERSION, subscribe: bool = False,
                  types: frozenset[MessageType] | None = None, name: str | None = None,
                  auth: tuple[str, ...] | None = None, slow: str | None = None,
-                 last: bool = False, peek: bool = False, tap: bool = False,
+                 last: bool = False, peek: bool = False, tap: bool = False, batch: int = 0,
                  extra: Mapping[str, Any] | None = None) -> None:
         _set(self, "version", version)
         _set(self, "subscribe", subscribe)
@@ -121,6 +137,7 @@ class Hello(_Frame):
         _set(self, "last", last)
         _set(self, "peek", peek)
         _set(self, "tap", tap)
+        _set(self, "batch", batch)
         _set(self, "extra", {} if extra is None else extra)
 
 
@@ -214,6 +231,47 @@ class MessageFrame(_Frame):
         return hash((type(self), self.seq, self.to))  # a message holds a dict: not hashable
 
 
+class Batch(_Frame):
+    """Messages of one event, type and instant in one frame: ``items`` holds each one's
+    ``data``, in order.
+
+    A client sends one to a hub whose welcome lists "batch" (``sockcli send --lines`` sends
+    the lines of one read as one); its messages carry the sequence numbers ``seq``,
+    ``seq + 1``, ... (``seq`` None: no acknowledgement asked). A hub sends one to a subscriber
+    whose hello's ``batch`` is at least its size, without ``seq``. Either way it means
+    exactly what the messages sent one by one would: it only spares each its frame, its
+    header and the work per frame (docs/protocol.md, "Batches").
+    """
+
+    __slots__ = ("event_name", "items", "message_type", "seq", "timestamp_iso", "timestamp_ms")
+    kind = "batch"
+    event_name: str
+    message_type: MessageType
+    timestamp_ms: int
+    timestamp_iso: str
+    items: list[dict[str, Any]]
+    seq: int | None
+
+    def __init__(self, *, event_name: str, message_type: MessageType, timestamp_ms: int,
+                 timestamp_iso: str, items: list[dict[str, Any]],
+                 seq: int | None = None) -> None:
+        _set(self, "event_name", event_name)
+        _set(self, "message_type", message_type)
+        _set(self, "timestamp_ms", timestamp_ms)
+        _set(self, "timestamp_iso", timestamp_iso)
+        _set(self, "items", items)
+        _set(self, "seq", seq)
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.event_name, self.timestamp_ms, self.seq))
+
+    def messages(self) -> list[SocketMessage]:
+        """Its messages, one :class:`~sockcli.types.SocketMessage` each."""
+        cls = message_class()
+        return [cls._checked(self.event_name, self.timestamp_ms, self.timestamp_iso,
+                             self.message_type, data, False) for data in self.items]
+
+
 class Ack(_Frame):
     """Hub to client: every message with a sequence number up to ``seq`` has been handled."""
 
@@ -296,189 +354,88 @@ class UnknownFrame(_Frame):
 
 
 Frame = (
-    Hello | Welcome | Challenge | Auth | MessageFrame | Ack | ErrorFrame | StatsRequest | Stats
-    | Ping | Pong | UnknownFrame
+    Hello | Welcome | Challenge | Auth | MessageFrame | Batch | Ack | ErrorFrame | StatsRequest
+    | Stats | Ping | Pong | UnknownFrame
 )
 
 
 # -- decoding -------------------------------------------------------------------------------
 
 
-def _fail(reason: str) -> MessageError:
-    return MessageError(reason, code=ErrorCode.INVALID_MESSAGE)
-
-
-def _get(m: Mapping[str, Any], key: str, kind: type | tuple[type, ...], *, default: Any = ...,
-         ) -> Any:
-    value = m.get(key, default)
-    if value is ...:
-        raise _fail(f"{m.get('kind')} frame lacks {key!r}")
-    if value is default and default is not ...:
-        return value
-    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-        raise _fail(f"{key!r} must be {_names(kind)}, not bool")
-    if not isinstance(value, kind):
-        raise _fail(f"{key!r} must be {_names(kind)}, not {type(value).__name__}")
-    return value
-
-
-def _names(kind: type | tuple[type, ...]) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join(k.__name__ for k in kinds)
-
-
-def message_from_map(m: Mapping[str, Any], *, learn_types: bool = False) -> SocketMessage:
-    """Build and validate a SocketMessage from the message keys of a frame.
-
-    A ``message_type`` this process does not know, but that is a valid type name, raises
-    UnknownMessageTypeError, a ``timestamp_iso`` neither "" nor a date (``rules.is_instant``)
-    RefusedMessageError; with ``learn_types`` (a client reading what its hub relayed) the type
-    is registered instead (:func:`sockcli.kinds.register_message_type`) and the timestamp kept
-    as it came (the hub's owner's is unchecked: whoever shows it must not trust it).
-    """
-    # Every message a listener receives passes here: the usual shape is checked once, by
-    # relay_fields, without building anything; anything else takes the path that explains.
-    fields = relay_fields(m)
-    if fields is not None:
-        cls = _MESSAGE_CLASS or _message_class()
-        message: SocketMessage = cls._checked(fields[0], m["timestamp_ms"], m["timestamp_iso"],
-                                              fields[1], m["data"], m.get("retained") is True)
-        return message
-    return _message_explained(m, learn_types)
-
-
-_MESSAGE_CLASS: Any = None
-
-
-def _message_class() -> Any:
-    """:class:`~sockcli.types.SocketMessage`, imported on first use: a pure sender never
-    builds one, and the module (dataclasses, datetime) is most of what it would import."""
-    global _MESSAGE_CLASS
-    from sockcli.types import SocketMessage
-
-    _MESSAGE_CLASS = SocketMessage
-    return SocketMessage
-
-
-def relay_fields(m: Mapping[str, Any]) -> tuple[str, MessageType, int | None, str | None] | None:
-    """The checks of :func:`message_from_map` and of a message frame's ``seq`` and ``to``,
-    without building objects: (event_name, message_type, seq, to), or None when the frame
-    is not of the usual shape (then :func:`frame_from_map` says what is wrong with it).
-
-    The hub relays with this when no handler needs a :class:`SocketMessage`.
-    """
-    data, event, stamp = m.get("data"), m.get("event_name"), m.get("timestamp_ms")
-    iso, kind, seq, to = m.get("timestamp_iso"), m.get("message_type"), m.get("seq"), m.get("to")
-    if not (type(data) is dict and type(event) is str and type(stamp) is int and
-            type(iso) is str and iso and type(kind) is str and
-            (seq is None or (type(seq) is int and 0 <= seq < 2**63)) and
-            (to is None or type(to) is str) and m.get("retain") is None):
-        return None
-    message_type = MESSAGE_TYPE_BY_VALUE.get(kind)
-    if message_type is None or not EVENT_NAME_PATTERN.fullmatch(event) or \
-            (iso not in KNOWN_INSTANTS and not is_instant(iso)):
-        return None
-    check_data(data)
-    return event, message_type, seq, to
-
-
-def _message_explained(m: Mapping[str, Any], learn_types: bool = False) -> SocketMessage:
-    from sockcli.types import SocketMessage
-
-    data = _get(m, "data", dict)
-    check_data(data)
+def _batch(m: Mapping[str, Any]) -> Batch:
+    """A batch frame, checked as its messages would be one by one; a type this process does
+    not know or a timestamp_iso that is no date refuses the whole batch (seq: its first)."""
+    if m.get("to") is not None or m.get("retain") is not None:
+        raise fail("a batch cannot carry 'to' or 'retain': send those messages alone")
+    items = get_key(m, "items", list)
+    if not items:
+        raise fail("a batch holds at least one item")
+    seq = optional_seq(m)
+    if seq is not None and seq + len(items) > 2**63:
+        raise fail("a batch's sequence numbers must stay within 63 bits")
     try:
-        message = SocketMessage(
-            event_name=_get(m, "event_name", str),
-            timestamp_ms=_get(m, "timestamp_ms", int),
-            timestamp_iso=_get(m, "timestamp_iso", str),
-            message_type=_message_type(m, learn_types),
-            data=data,
-        )
-    except ValidationError as exc:
-        raise _fail(str(exc)) from None
-    iso = m["timestamp_iso"]  # last: only a sound frame's message can be refused alone
-    if iso and not learn_types and not is_instant(iso):
-        raise RefusedMessageError(
-            f"timestamp_iso {iso[:64]!r} is not an ISO 8601 date and time with a UTC offset, "
-            "such as '2023-11-14T22:13:20.000+00:00' (or leave it empty: the hub fills it in)",
-            seq=_seq_of(m))
-    return message
-
-
-def _message_type(m: Mapping[str, Any], learn_types: bool) -> MessageType:
-    name = _get(m, "message_type", str)
-    known = MESSAGE_TYPE_BY_VALUE.get(name.lower())
-    if known is not None:
-        return known
-    if EVENT_NAME_PATTERN.fullmatch(name) is None:  # not a type name at all: malformed
-        return MessageType.parse(name)  # raises, naming the choices
-    if learn_types:
-        from sockcli.kinds import register_message_type
-
-        return register_message_type(name)
-    raise UnknownMessageTypeError(
-        f"unknown message type {name!r}: known types are {', '.join(MESSAGE_TYPE_BY_VALUE)} "
-        "(the message_types setting adds others)",
-        seq=_seq_of(m))
-
-
-def _seq_of(m: Mapping[str, Any]) -> int | None:  # a refused message's, if valid
-    seq = m.get("seq")
-    return seq if type(seq) is int and 0 <= seq < 2**63 else None
-
-
-def _optional_seq(m: Mapping[str, Any]) -> int | None:
-    seq = _get(m, "seq", int, default=None)
-    if seq is not None and not 0 <= seq < 2**63:
-        raise _fail("'seq' must be a non-negative 63-bit integer")
-    return seq  # type: ignore[no-any-return]
+        first = message_explained({**m, "data": {}, "seq": seq})  # the header, a message's
+    except RefusedMessageError as exc:  # every message of the batch, under the first's seq
+        error = type(exc)(f"{exc} (a batch of {len(items)} messages)", seq=seq)
+        error.count = len(items)
+        raise error from None
+    for data in items:
+        if type(data) is not dict:
+            raise fail(f"a batch's items must be maps, not {type(data).__name__}")
+        check_data(data)
+    return Batch(event_name=first.event_name, message_type=first.message_type,
+                 timestamp_ms=first.timestamp_ms, timestamp_iso=first.timestamp_iso,
+                 items=items, seq=seq)
 
 
 def _hello(m: Mapping[str, Any]) -> Hello:
-    raw_types = _get(m, "types", list, default=None)
+    raw_types = get_key(m, "types", list, default=None)
     types = None
     if raw_types is not None:
         try:
             types = frozenset(MessageType.parse(_check_str(t, "types")) for t in raw_types)
         except ValidationError as exc:
-            raise _fail(str(exc)) from None
-    name = _get(m, "name", str, default=None)
+            raise fail(str(exc)) from None
+    name = get_key(m, "name", str, default=None)
     if name is not None and not 1 <= len(name) <= 64:
-        raise _fail("'name' must be 1 to 64 characters")
+        raise fail("'name' must be 1 to 64 characters")
     offer = m.get("auth")
     auth = None if offer is None else \
         tuple(x for x in offer if isinstance(x, str)) if isinstance(offer, list) else ()
-    slow = _get(m, "slow", str, default=None)
+    slow = get_key(m, "slow", str, default=None)
     if slow is not None and slow not in SLOW_MODES:
-        raise _fail(f"'slow' must be one of {', '.join(SLOW_MODES)}, not {slow!r}")
-    subscribe = _get(m, "subscribe", bool, default=False)
-    peek = _get(m, "peek", bool, default=False)
+        raise fail(f"'slow' must be one of {', '.join(SLOW_MODES)}, not {slow!r}")
+    subscribe = get_key(m, "subscribe", bool, default=False)
+    peek = get_key(m, "peek", bool, default=False)
     if peek and subscribe:
-        raise _fail("'peek' is for a client that does not subscribe (a subscriber asks for "
+        raise fail("'peek' is for a client that does not subscribe (a subscriber asks for "
                     "'last')")
-    tap = _get(m, "tap", bool, default=False)
+    tap = get_key(m, "tap", bool, default=False)
     if tap and not subscribe:
-        raise _fail("'tap' is for a subscriber")
+        raise fail("'tap' is for a subscriber")
+    batch = get_key(m, "batch", int, default=0)
+    if batch < 0:
+        raise fail("'batch' must be a frame size in bytes (0: no batches)")
     known = {"kind", "version", "subscribe", "types", "name", "auth", "slow", "last", "peek",
-             "tap"}
+             "tap", "batch"}
     return Hello(
-        version=_get(m, "version", int),
+        version=get_key(m, "version", int),
         subscribe=subscribe,
         types=types,
         name=name,
         auth=auth,
         slow=slow,
-        last=_get(m, "last", bool, default=False),
+        last=get_key(m, "last", bool, default=False),
         peek=peek,
         tap=tap,
+        batch=batch if subscribe else 0,
         extra={k: v for k, v in m.items() if k not in known},
     )
 
 
 def _check_str(value: Any, key: str) -> str:
     if not isinstance(value, str):
-        raise _fail(f"{key!r} must hold strings, not {type(value).__name__}")
+        raise fail(f"{key!r} must hold strings, not {type(value).__name__}")
     return value
 
 
@@ -491,16 +448,16 @@ def _text(m: Mapping[str, Any], key: str) -> str:
 
 
 def _welcome(m: Mapping[str, Any]) -> Welcome:
-    features = _get(m, "features", list, default=[])
+    features = get_key(m, "features", list, default=[])
     return Welcome(
-        version=_get(m, "version", int),
-        client_id=_get(m, "client_id", str),
-        event_name=_get(m, "event_name", str),
-        allow_client_send=_get(m, "allow_client_send", bool, default=True),
-        max_frame_size=_get(m, "max_frame_size", int, default=0),
+        version=get_key(m, "version", int),
+        client_id=get_key(m, "client_id", str),
+        event_name=get_key(m, "event_name", str),
+        allow_client_send=get_key(m, "allow_client_send", bool, default=True),
+        max_frame_size=get_key(m, "max_frame_size", int, default=0),
         features=tuple(_check_str(f, "features") for f in features),
-        auth=_get(m, "auth", dict, default=None),
-        slow_consumer_timeout=float(_get(m, "slow_consumer_timeout", (int, float), default=0)),
+        auth=get_key(m, "auth", dict, default=None),
+        slow_consumer_timeout=float(get_key(m, "slow_consumer_timeout", (int, float), default=0)),
     )
 
 
@@ -511,29 +468,29 @@ def _message(m: Mapping[str, Any]) -> MessageFrame:
     if (seq is None or (type(seq) is int and 0 <= seq < 2**63)) and \
             (to is None or type(to) is str):
         return MessageFrame(message=message, seq=seq, to=to, retain=retain)
-    return MessageFrame(message=message, seq=_optional_seq(m),
-                        to=_get(m, "to", str, default=None), retain=retain)
+    return MessageFrame(message=message, seq=optional_seq(m),
+                        to=get_key(m, "to", str, default=None), retain=retain)
 
 
 def _retain(m: Mapping[str, Any]) -> str | None:
     """A message's ``retain`` (:data:`RETAIN_MODES`), checked: a value it does not know, or
     one with ``to`` (a retained message is everyone's), is a fatal invalid_message."""
-    retain = _get(m, "retain", str, default=None)
+    retain = get_key(m, "retain", str, default=None)
     if retain is None:
         return None
     if retain not in RETAIN_MODES:
-        raise _fail(f"'retain' must be one of {', '.join(RETAIN_MODES)}, not {retain[:32]!r}")
+        raise fail(f"'retain' must be one of {', '.join(RETAIN_MODES)}, not {retain[:32]!r}")
     if m.get("to") is not None:
-        raise _fail("'retain' cannot go with 'to': a retained message is for everyone")
+        raise fail("'retain' cannot go with 'to': a retained message is for everyone")
     return retain  # type: ignore[no-any-return]
 
 
 def _error(m: Mapping[str, Any]) -> ErrorFrame:
     return ErrorFrame(
-        code=_get(m, "code", str),
-        reason=_get(m, "reason", str, default=""),
-        seq=_optional_seq(m),
-        fatal=_get(m, "fatal", bool, default=False),
+        code=get_key(m, "code", str),
+        reason=get_key(m, "reason", str, default=""),
+        seq=optional_seq(m),
+        fatal=get_key(m, "fatal", bool, default=False),
     )
 
 
@@ -546,14 +503,15 @@ _DECODERS: dict[str, Any] = {
     "hello": _hello,
     "welcome": _welcome,
     "message": _message,
+    "batch": _batch,
     "challenge": lambda m: Challenge(method=_text(m, "method"), nonce=_text(m, "nonce")),
     "auth": lambda m: Auth(method=_text(m, "method"), nonce=_text(m, "nonce"),
                            mac=_text(m, "mac")),
-    "ack": lambda m: Ack(seq=_get(m, "seq", int)),
+    "ack": lambda m: Ack(seq=get_key(m, "seq", int)),
     "error": _error,
     "stats": _stats,
-    "ping": lambda m: Ping(token=_get(m, "token", int, default=0)),
-    "pong": lambda m: Pong(token=_get(m, "token", int, default=0)),
+    "ping": lambda m: Ping(token=get_key(m, "token", int, default=0)),
+    "pong": lambda m: Pong(token=get_key(m, "token", int, default=0)),
 }
 
 
@@ -615,6 +573,15 @@ def frame_to_map(frame: Frame) -> dict[str, Any]:
             m["peek"] = True
         if frame.tap:
             m["tap"] = True
+        if frame.batch:
+            m["batch"] = frame.batch
+        return m
+    if isinstance(frame, Batch):
+        m = {"kind": "batch", "event_name": frame.event_name,
+             "timestamp_ms": frame.timestamp_ms, "timestamp_iso": frame.timestamp_iso,
+             "message_type": frame.message_type.value, "items": frame.items}
+        if frame.seq is not None:
+            m["seq"] = frame.seq
         return m
     if isinstance(frame, Welcome):
         m = {"kind": "welcome", "version": frame.version, "client_id": frame.client_id,

@@ -48,7 +48,7 @@ class ClientHandshake:
                  types: frozenset[MessageType] | None = None, name: str | None = None,
                  token: bytes | None = None, hub_name: str | None = None,
                  slow: str | None = None, last: bool = False, peek: bool = False,
-                 tap: bool = False) -> None:
+                 tap: bool = False, batch: int = 0) -> None:
         self._proving: ClientAuth | None = None
         auth = None
         if token is not None:  # hmac, hashlib and secrets are imported only now
@@ -58,7 +58,7 @@ class ClientHandshake:
             auth = (METHOD,)
         #: The first frame, sent by :meth:`start`.
         self.hello = fr.Hello(subscribe=subscribe, types=types, name=name, auth=auth, slow=slow,
-                              last=last, peek=peek, tap=tap)
+                              last=last, peek=peek, tap=tap, batch=batch if subscribe else 0)
         #: How refusals name the hub: ``hub 'EVENT'``, or ``the hub`` before its welcome.
         self.hub_name = f"hub {hub_name!r}" if hub_name else "the hub"
         #: The hub's welcome, once the handshake is complete.
