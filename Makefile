@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv demo test lint unit completions bench fuzz clean
+.PHONY: help venv demo test lint unit completions defaults bench fuzz clean
 
 help:
 	@echo "make demo   - create $(VENV), run a hub, a listener and the wallpaper pipeline example with the CLI"
@@ -13,6 +13,7 @@ help:
 	@echo "make bench  - benchmarks against baselines run alongside (BENCH_ARGS=--quick: smoke run)"
 	@echo "make fuzz   - fuzz the codec and the hub's handshake with atheris, FUZZ_SECONDS (30) each"
 	@echo "make completions - regenerate completions/ (bash, zsh, fish) from click's shell completion"
+	@echo "make defaults - regenerate sockcli/config/defaults.py (the validated packaged settings)"
 	@echo "make clean  - remove $(VENV) and build artefacts"
 
 $(STAMP): pyproject.toml
@@ -52,6 +53,11 @@ completions: $(STAMP)
 	mv completions/sockcli.bash.tmp completions/sockcli.bash
 	mv completions/_sockcli.tmp completions/_sockcli
 	mv completions/sockcli.fish.tmp completions/sockcli.fish
+
+# The validated packaged settings, for a first run without pydantic (sockcli/config/defaults.py);
+# tests/test_settings_defaults.py fails when the module is out of date.
+defaults: $(STAMP)
+	$(BIN)/python tools/settings_defaults.py
 
 # Coverage-guided fuzzing (atheris, installed into the venv when missing) of fuzz/fuzz_*.py, for
 # FUZZ_SECONDS each. The corpora grow in .fuzz/<target>/ and a crash is written to

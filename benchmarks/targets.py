@@ -99,9 +99,15 @@ def excess_at_most(bound: float) -> Judge:
     return judge
 
 
+#: The throttled stream's writer counts as slowed when its lines/s are at most this share of
+#: the unthrottled writer's (held back to the reader's half speed, less what fits in flight).
+SLOWED = 0.8
+
+
 def nothing_lost(row: Row, rows: dict[str, Row]) -> tuple[bool, str]:
     """The throttled stream: every run had every line in order and send exiting 0
-    (``extra["nothing_lost"]``); the figures say how much the writer was slowed."""
+    (``extra["nothing_lost"]``), and the writer was slowed: its lines/s at most
+    :data:`SLOWED` of the unthrottled writer's."""
     runs = row.extra.get("runs") or []
     failed = row.extra.get("failed") or ""
     if not runs and not failed:
@@ -111,15 +117,17 @@ def nothing_lost(row: Row, rows: dict[str, Row]) -> tuple[bool, str]:
         return False, f"FAILED: {failed[:400]}"
     text = (f"all {row.extra['count']:,} lines in order and send exiting 0 in {len(runs)} "
             f"run(s); writer {fmt_value(row.value, row.unit)}")
+    slowed = row.ratio is not None and row.ratio <= SLOWED
     if row.baseline:
-        text += f" vs {fmt_value(row.baseline, row.unit)} unthrottled ({row.ratio:.2f}x)"
+        text += (f" vs {fmt_value(row.baseline, row.unit)} unthrottled ({row.ratio:.2f}x: "
+                 f"{'slowed' if slowed else 'NOT slowed'}, bound {SLOWED}x)")
     reader = median([r["throttle_rate"] for r in runs])
     held = median([row.extra["count"] - r["lines_at_writer_exit"] for r in runs])
     text += (f", reader throttled to {reader:,.0f} lines/s; {held:,.0f} lines still on their "
              "way when send exited")
     if failed:
         text += f"; a run FAILED: {failed[:300]}"
-    return bool(row.extra.get("nothing_lost")), text
+    return bool(row.extra.get("nothing_lost")) and slowed, text
 
 
 TARGETS: tuple[Target, ...] = (

@@ -326,6 +326,13 @@ class TestTargets:
                  baseline=60_000.0, extra={"runs": runs, "count": 1000, "nothing_lost": True})
         v = self.verdicts([ok], ["stream"])["stream_cli_throttled"]
         assert v.verdict == targets.HOLDS and "600 lines still on their way" in v.figures
+        assert "0.50x: slowed" in v.figures
+        # Everything arrived, but the writer went as fast as without a slow reader: the
+        # stream fitted in the buffers, so nothing showed it is held back.
+        fast = row("stream_cli_throttled", 58_000.0, baseline_label="unthrottled writer",
+                   baseline=60_000.0, extra={"runs": runs, "count": 1000, "nothing_lost": True})
+        v = self.verdicts([fast], ["stream"])["stream_cli_throttled"]
+        assert v.verdict == targets.MISSES and "NOT slowed" in v.figures
         failed = row("stream_cli_throttled", None,
                      extra={"runs": [], "count": 1000, "nothing_lost": False,
                             "failed": "the hub dropped 1 client(s)"})

@@ -42,7 +42,7 @@ def take_batch(router: Router, conn: Connection, event: str, message_type: Messa
         span = f"messages {seq}-{seq + count - 1}" if seq is not None and count > 1 \
             else f"{count} message{'s' if count > 1 else ''}"
         router.write(conn, fr.ErrorFrame(code=refusal[0], seq=seq,
-                                        reason=f"{refusal[1]} (a batch: {span} refused)"))
+                                         reason=f"{refusal[1]} (a batch: {span} refused)"))
         return
     header = {"event_name": event, "timestamp_ms": stamp, "timestamp_iso": iso,
               "message_type": message_type.value}
@@ -53,7 +53,7 @@ def take_batch(router: Router, conn: Connection, event: str, message_type: Messa
     except MessageError as exc:  # re-encoded, 32-bit floats become 64-bit and may not fit
         router.stats.rejected += count
         router.write(conn, fr.ErrorFrame(code=exc.code, reason=f"cannot relay: {exc}",
-                                        seq=seq))
+                                         seq=seq))
         return
     router.stats.received += count
     router.keep(message_type, batch.wire(-1))
