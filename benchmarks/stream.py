@@ -220,7 +220,8 @@ def _rows(results: dict[str, list[dict[str, Any]]], errors: dict[str, str],
         runs = results[key]
         if key == "cli_throttled":
             rows.append(_throttled_row(runs, errors.get(key), rate("cli", "writer_rate"),
-                                       rate("cli", "writer_seconds"), long_count, reps))
+                                       rate("cli", "writer_seconds"), count * THROTTLE_LINES,
+                                       reps))
             continue
         value = rate(key)
         if value is None:
