@@ -126,29 +126,37 @@ class HubLoop(ConnectionTable):
         self.ident = threading.get_ident()
         sel = self.selector
         assert sel is not None
+        mailbox = self.mailbox
         while not stopping():
-            for key, mask in sel.select(self._select_timeout()):
-                if key.data is None:
-                    self._accept(self.listener)
-                elif key.data is self.mailbox.wake_r:
-                    self.mailbox.drain_wake()
-                elif key.data is _LINES:
-                    self._accept(self.lines_listener, lines=True)
-                elif type(key.data) is HubFifo:
-                    self._fifo_more = self.intake.read_fifo()
-                else:
-                    conn: Connection = key.data
-                    if conn.tls is not None and not conn.closing:
-                        self._tls_event(conn)  # TLS handshake first, then frames
+            # What a turn costs besides its frames is most of the hub's work when frames come
+            # one at a time (a publisher that writes each message alone): the timers are
+            # looked at only when one is set, the inbox only when something waits in it.
+            timed = self._timed()
+            timeout = 0.0 if self._fifo_more or self._dirty else 0.25 if timed else None
+            for key, mask in sel.select(timeout):
+                data = key.data
+                if isinstance(data, Connection):  # the usual event first
+                    if data.tls is not None and not data.closing:
+                        self._tls_event(data)  # TLS handshake first, then frames
                         continue
                     if mask & selectors.EVENT_READ:
-                        self._read_guarded(conn)
-                    if mask & selectors.EVENT_WRITE and conn.fd in self._conns:
-                        self._mark_dirty(conn)
-            self._drain_inbox()
+                        self._read_guarded(data)
+                    if mask & selectors.EVENT_WRITE and data.fd in self._conns:
+                        self._mark_dirty(data)
+                elif data is None:
+                    self._accept(self.listener)
+                elif data is mailbox.wake_r:
+                    mailbox.drain_wake()
+                elif data is _LINES:
+                    self._accept(self.lines_listener, lines=True)
+                elif type(data) is HubFifo:
+                    self._fifo_more = self.intake.read_fifo()
+            if mailbox.waiting:
+                self._drain_inbox()
             self._flush_dirty()
             self._regulate()
-            self._expire()
+            if timed:
+                self._expire()
 
     def close_all(self) -> None:
         """Tell every client the hub is stopping, close every socket."""
@@ -178,11 +186,14 @@ class HubLoop(ConnectionTable):
 
     # -- the loop ---------------------------------------------------------------------------
 
-    def _select_timeout(self) -> float | None:
-        if self._fifo_more or self._dirty:
-            return 0.0  # the FIFO had more than one turn's reads; a timer queued output
-        return 0.25 if self._unsettled or self.flow.timed or self._spare.paused or \
-            self.intake.timed else None
+    def _timed(self) -> bool:
+        """Whether a deadline may pass (handshakes, partial frames, closing clients, stalls,
+        the spare descriptor, the FIFO's partial line and the rejects' reports): the loop
+        then wakes up four times a second to look (:meth:`_expire`); else it sleeps until
+        something happens. The FIFO with more than one turn's reads, or output a timer
+        queued, make a turn not wait at all."""
+        return bool(self._unsettled) or self.flow.timed or self._spare.paused or \
+            self.intake.timed
 
     def _read_fifo(self, on: bool) -> None:
         """Read the FIFO (``on``) or not (publishers are held back: flow control)."""

@@ -88,6 +88,12 @@ class Mailbox:
 
     # -- the loop's thread --------------------------------------------------------------------
 
+    @property
+    def waiting(self) -> bool:
+        """Whether something was posted since the last :meth:`take`; read without the lock
+        (a post after this look wakes the loop anyway)."""
+        return bool(self._items)
+
     def take(self) -> list[_Item]:
         """What was posted since the last call, oldest first."""
         with self._lock:
