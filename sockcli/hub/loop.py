@@ -128,9 +128,8 @@ class HubLoop(ConnectionTable):
         assert sel is not None
         mailbox = self.mailbox
         while not stopping():
-            # What a turn costs besides its frames is most of the hub's work when frames come
-            # one at a time (a publisher that writes each message alone): the timers are
-            # looked at only when one is set, the inbox only when something waits in it.
+            # Frames that come one at a time make a turn's bookkeeping weigh: timers only
+            # when one is set, the inbox only when something waits.
             timed = self._timed()
             timeout = 0.0 if self._fifo_more or self._dirty else 0.25 if timed else None
             for key, mask in sel.select(timeout):
@@ -187,11 +186,8 @@ class HubLoop(ConnectionTable):
     # -- the loop ---------------------------------------------------------------------------
 
     def _timed(self) -> bool:
-        """Whether a deadline may pass (handshakes, partial frames, closing clients, stalls,
-        the spare descriptor, the FIFO's partial line and the rejects' reports): the loop
-        then wakes up four times a second to look (:meth:`_expire`); else it sleeps until
-        something happens. The FIFO with more than one turn's reads, or output a timer
-        queued, make a turn not wait at all."""
+        """Whether a deadline may pass (handshakes, partial frames, closing, stalls, the
+        spare descriptor, the FIFO, the rejects' reports): then :meth:`_expire` runs."""
         return bool(self._unsettled) or self.flow.timed or self._spare.paused or \
             self.intake.timed
 
