@@ -67,9 +67,9 @@ def register_message_type(name: str) -> MessageType:
     The type is known to this process from then on: ``send --type``, ``listen --type``,
     hello filters and relayed frames accept it. Raises ValidationError for a bad name.
     """
-    from sockcli.rules import EVENT_NAME_PATTERN
+    from sockcli.rules import is_event_name
 
-    if not isinstance(name, str) or EVENT_NAME_PATTERN.fullmatch(name) is None:
+    if not isinstance(name, str) or not is_event_name(name):
         raise ValidationError(f"invalid message type name {name!r}: it must match "
                               "^[A-Za-z0-9_-]{1,64}$ (1 to 64 letters, digits, '_' or '-')")
     value = name.lower()

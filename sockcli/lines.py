@@ -29,7 +29,7 @@ import re
 
 from sockcli.exceptions import MessageError
 from sockcli.kinds import MESSAGE_TYPE_BY_VALUE, MessageType
-from sockcli.rules import EVENT_NAME_PATTERN, MAX_DATA_DEPTH, check_data
+from sockcli.rules import MAX_DATA_DEPTH, check_data, is_event_name
 from sockcli.strictjson import NotFinite, decoder, json_kind
 
 TYPE_CHECKING = False
@@ -136,7 +136,7 @@ def _parse(text: str, types: Mapping[str, MessageType],
         if glued is not None and glued.group(1).lower() in types:
             raise LineError(f"{glued.group(1)!r} must be followed by a space and a JSON "
                             "object")
-    if blank and rest.startswith("{") and EVENT_NAME_PATTERN.fullmatch(head):
+    if blank and rest.startswith("{") and is_event_name(head):
         choices = ", ".join(types)
         raise LineError(f"unknown message type {head!r}: choose one of {choices}")
     _object(text)  # not JSON, or JSON that is not an object (no "{"): it says which

@@ -13,14 +13,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import json
 import os
 import stat
 import time
 
 from sockcli.exceptions import SocketError, UnsafePathError, ValidationError
+from sockcli.jsontext import dumps, loads
 from sockcli.kinds import SocketType
-from sockcli.rules import EVENT_NAME_PATTERN, validate_event_name
+from sockcli.rules import is_event_name, validate_event_name
 
 TYPE_CHECKING = False  # the light send path reads records: no typing, pathlib, dataclasses
 if TYPE_CHECKING:
@@ -315,12 +315,12 @@ class HubRecord:
         else:
             data["host"] = self.host
             data["port"] = self.port
-        return json.dumps(data)
+        return dumps(data)
 
     @classmethod
     def from_json(cls, text: str) -> HubRecord | None:
         try:
-            data = json.loads(text)
+            data = loads(text)
             return cls(
                 event_name=validate_event_name(data["event_name"]),
                 transport=SocketType.parse(data["transport"]),
@@ -607,7 +607,7 @@ def activatable_events(socket_dir: str | os.PathLike[str]) -> list[str]:
         events = []
         for name in names:
             event = name[:-len(".sock")]
-            if EVENT_NAME_PATTERN.fullmatch(event) is None:  # {event}.lines.sock among them
+            if not is_event_name(event):  # {event}.lines.sock among them
                 continue
             # The record first: cleaning up after a dead hub may remove its socket.
             if _live_record(f"{event}.hub", dir_fd, directory) is None and \

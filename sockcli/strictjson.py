@@ -3,12 +3,14 @@
 Python's json takes ``NaN``, ``Infinity`` and ``1e400`` (which it makes an infinity); a
 listener's output must stay strict JSON, so every input path refuses them: ``sockcli send``
 (:func:`sockcli.cli.sendcore.parse_object`) and the line grammar of producers and pipes
-(:mod:`sockcli.lines`). On the light send path: imports json only.
+(:mod:`sockcli.lines`). On the light send path: JSON through :mod:`sockcli.jsontext`, which
+does not import json (nor re and enum with it).
 """
 
 from __future__ import annotations
 
-import json
+from sockcli.jsontext import Decoder
+from sockcli.jsontext import encoder as _encoder
 
 TYPE_CHECKING = False  # on the send path: no typing import
 if TYPE_CHECKING:
@@ -42,41 +44,26 @@ def _finite_float(text: str) -> float:
 _DECODER: Any = None
 
 
-def decoder() -> json.JSONDecoder:
+def decoder() -> Decoder:
     """The one strict decoder: its ``decode`` raises :class:`NotFinite` for what RFC 8259
-    refuses and Python takes, ``json.JSONDecodeError`` for the rest.
+    refuses and Python takes, ``json.JSONDecodeError`` for the rest; ``scan_once`` is the C
+    scanner.
 
     One for every line: json.loads with hooks builds a new one per call, 2.84 us a 220-byte
     line against 1.56 us with this one (python -m timeit; send --lines spent 4.3 us of CPU a
     line before the hooks)."""
     global _DECODER
     if _DECODER is None:
-        _DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
-    strict: json.JSONDecoder = _DECODER
+        _DECODER = Decoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+    strict: Decoder = _DECODER
     return strict
 
 
 def encoder() -> Callable[[Any], str]:
     """The strict encoder of every JSON output (UTF-8 text, ``", "`` and ``": "``): the text
-    of a value, ValueError for NaN and the infinities (:func:`finite` replaces them).
-
-    ``JSONEncoder.encode`` builds its C encoder anew on every call; this one is built once
-    (0.98 us a '{"i": N, "progress": N}' against 2.1 us, 100,000 calls, this machine). Values
-    come from MessagePack, which cannot hold a cycle, so there is no cycle check. Without the C
-    accelerator it is ``JSONEncoder.encode`` itself."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    plain = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
-    if make is None:
-        return plain.encode
-    encode = make(None, plain.default, json.encoder.encode_basestring, None, ": ", ", ",
-                  False, False, False)
-
-    def text(value: Any) -> str:
-        if type(value) is str:  # as JSONEncoder.encode: a string alone is one chunk
-            return plain.encode(value)
-        return "".join(encode(value, 0))
-
-    return text
+    of a value, ValueError for NaN and the infinities (:func:`finite` replaces them). Values
+    come from MessagePack, which cannot hold a cycle, so there is no cycle check."""
+    return _encoder(ensure_ascii=False, allow_nan=False, check_circular=False)
 
 
 def json_kind(value: Any) -> str:

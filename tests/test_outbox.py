@@ -4,6 +4,7 @@ written by the caller at once, a dense run waits to be written together, in orde
 from __future__ import annotations
 
 import socket
+
 from sockcli.client import outbox as ob
 
 

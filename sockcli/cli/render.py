@@ -7,7 +7,6 @@ dataclasses, datetime (only for a waybar tooltip's clock) nor click.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -304,7 +303,7 @@ class BarPrinter:
         sys.stdout.write("")  # under sockcli.cli.main, a closed stdout raises OutputError
         self._format = fmt
         self._fields = fields
-        self._dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+        self._dumps = encoder()
 
     def print_many(self, messages: list[Any]) -> None:
         self._write("".join([self.line(m.as_dict()) + "\n" for m in messages]))

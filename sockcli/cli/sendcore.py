@@ -11,7 +11,6 @@ light modules are imported on this path.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -39,6 +38,7 @@ from sockcli.cli.sendopts import (
     unknown_message_type,
 )
 from sockcli.exceptions import HubAbsentError, MessageError, SocketError
+from sockcli.jsontext import detect_encoding
 from sockcli.strictjson import NotFinite, decoder, json_kind
 
 TYPE_CHECKING = False
@@ -127,14 +127,16 @@ def parse_object(text: str | bytes, where: str) -> dict[str, Any]:
         raise DataError(f"{where} is empty: expected one JSON object such as {_EXAMPLE}")
     try:
         if isinstance(text, bytes):  # as json.loads does: UTF-8, -16 or -32, by its first bytes
-            text = text.decode(json.detect_encoding(text), "surrogatepass")
+            text = text.decode(detect_encoding(text), "surrogatepass")
         value = decoder().decode(text)
     except NotFinite as exc:
         raise DataError(f"{where}: {exc}") from None
     except ValueError as exc:
-        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+        from json import JSONDecodeError  # the error path: its import does not matter
+
+        detail = exc.msg if isinstance(exc, JSONDecodeError) else str(exc)
         pos = ""
-        if isinstance(exc, json.JSONDecodeError):
+        if isinstance(exc, JSONDecodeError):
             pos = f" (line {exc.lineno}, column {exc.colno})" if where == "stdin" else \
                 f" (column {exc.colno})"
         if "Extra data" in detail and where == "stdin":
@@ -440,12 +442,14 @@ def _objects(lines: list[bytes]) -> list[dict[str, Any] | None]:
         text = b"\n".join(lines).decode("utf-8")
     except UnicodeDecodeError:
         return [None] * len(lines)
-    scan = decoder().scan_once  # type: ignore[attr-defined]  # set by JSONDecoder.__init__
+    scan = decoder().scan_once  # the C scanner
     objects: list[dict[str, Any] | None] = []
     for line in text.split("\n"):
         try:
             value, end = scan(line, 0)
-        except (StopIteration, ValueError):  # not JSON, NaN or Infinity: said by the slow path
+        # Not JSON, NaN or Infinity: said by the slow path. SystemError: the scanner's
+        # JSONDecodeError before json.decoder is imported (sockcli.jsontext.Decoder.decode).
+        except (StopIteration, ValueError, SystemError):
             objects.append(None)
             continue
         objects.append(value if end == len(line) and type(value) is dict else None)

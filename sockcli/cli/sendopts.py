@@ -19,7 +19,7 @@ import os
 import stat
 
 from sockcli.kinds import MessageType
-from sockcli.rules import EVENT_NAME_PATTERN
+from sockcli.rules import is_event_name
 
 TYPE_CHECKING = False  # on the send path: no typing import
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ class Option:
         if kind == MESSAGE_TYPE:
             # Any name of the pattern: the configured types are known only once the settings
             # are loaded (run_send checks it then, and leaves an unknown one to click).
-            return text.lower() if EVENT_NAME_PATTERN.fullmatch(text) else None
+            return text.lower() if is_event_name(text) else None
         if kind == HOSTPORT:
             return parse_hostport(text)
         if kind in (FILE, DIR):

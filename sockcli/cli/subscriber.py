@@ -14,10 +14,10 @@ caller asks for messages, so a listener that falls behind leaves the rest in the
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import math
 import select
-import socket
 import time
 from collections import deque
 
@@ -116,7 +116,7 @@ class Subscriber:
         self._activation_path: str | None = None
         self._hub_secret: bytes | None = None
         self._server_name: str | None = None
-        self._sock: socket.socket | None = None
+        self._sock: _socket.socket | None = None
         self._codec = Codec(max_frame_size=max_frame_size)
         self._ready: deque[Any] = deque()
         self._lost: ConnectionError | None = None  # lost for good: raised by every receive
@@ -152,7 +152,7 @@ class Subscriber:
         sock = self._open_socket(max(remaining, 0.001) if math.isfinite(remaining)
                                  else self.timeout)
         try:
-            tcp = sock.family != socket.AF_UNIX
+            tcp = sock.family != _socket.AF_UNIX
             shake = ClientHandshake(subscribe=True, types=self.types, name=self.name,
                                     token=(self._hub_secret or self._token) if tcp else None,
                                     hub_name=self.event_name, slow=self.slow, last=self.last,
@@ -169,7 +169,7 @@ class Subscriber:
         if not self._take_frames():
             self._connection_ended()
 
-    def _open_socket(self, timeout: float) -> socket.socket:
+    def _open_socket(self, timeout: float) -> _socket.socket:
         """The connected socket: at the address given, else where the hub's record says (a
         TCP hub's per-hub secret read too), else the socket of a socket-activated hub;
         HubAbsentError when there is none."""
@@ -205,7 +205,7 @@ class Subscriber:
         sock, self._sock = self._sock, None
         if sock is not None:
             with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+                sock.shutdown(_socket.SHUT_RDWR)
             sock.close()
         self._lost = ConnectionError("the client is disconnected")
 

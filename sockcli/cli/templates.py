@@ -20,9 +20,8 @@ neither click, typing nor dataclasses. The click option type of a template is
 
 from __future__ import annotations
 
-import json
-
 from sockcli._lazy import lazy_attributes
+from sockcli.jsontext import dumps
 from sockcli.paths import MISSING, lookup
 from sockcli.strictjson import finite
 from sockcli.values import Value, set_field
@@ -108,7 +107,7 @@ def is_missing(value: Any) -> bool:
 def compact_json(value: Any) -> str:
     """``value`` as compact, strict JSON (NaN and the infinities as null; bytes and other
     values JSON has no form for as their text)."""
-    return json.dumps(finite(value), ensure_ascii=False, allow_nan=False,
+    return dumps(finite(value), ensure_ascii=False, allow_nan=False,
                       separators=(",", ":"), default=str)
 
 

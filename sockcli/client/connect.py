@@ -7,9 +7,9 @@ both connect through here, so each of these is written once.
 
 from __future__ import annotations
 
+import _socket  # socket's base: see open_unix_socket
 import builtins
 import os
-import socket
 import time
 
 from sockcli.exceptions import ConnectionError, HubAbsentError, MessageError, SocketError
@@ -18,6 +18,7 @@ from sockcli.runtime import entry_path, lstat_entry, open_socket_dir
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
     from collections.abc import Callable
     from typing import Any, TypeVar
 
@@ -34,7 +35,7 @@ _FIRST_RETRY_DELAY = 0.02
 
 
 def open_unix_socket(path: str | os.PathLike[str], timeout: float,
-                     event_name: str) -> socket.socket:
+                     event_name: str) -> _socket.socket:
     """Connect to the hub socket at ``path``; HubAbsentError when nothing listens there.
 
     The socket's directory is opened and checked first, and the socket reached through that
@@ -42,6 +43,10 @@ def open_unix_socket(path: str | os.PathLike[str], timeout: float,
     so a directory swapped after the check is never the one connected to. Raises
     UnsafePathError for a directory that is not safe to use or a socket that is a symbolic
     link, ConnectionError when the connection fails otherwise.
+
+    The socket is a ``_socket.socket``, the C type ``socket.socket`` extends: the clients use
+    only its methods, and the one-shot commands are spared importing ``socket`` (2 to 3 ms
+    of a 35 ms ``get``, docs/PERFORMANCE.md, "Start-up").
     """
     text = os.fspath(path)
     directory, name = os.path.split(text)
@@ -52,7 +57,7 @@ def open_unix_socket(path: str | os.PathLike[str], timeout: float,
     try:
         if lstat_entry(dir_fd, name, text) is None:
             raise HubAbsentError(absent)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         sock.settimeout(timeout)
         try:
             sock.connect(entry_path(dir_fd, name, text))
@@ -73,6 +78,8 @@ def open_unix_socket(path: str | os.PathLike[str], timeout: float,
 
 def open_tcp_socket(host: str, port: int, timeout: float, event_name: str) -> socket.socket:
     """Connect to a hub at host:port; HubAbsentError when nothing listens there."""
+    import socket
+
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
     except ConnectionRefusedError as exc:
@@ -129,7 +136,7 @@ def retry_while_absent(attempt: Callable[[], _T], deadline: float, *, max_delay:
             delay = min(delay * 2, max_delay)
 
 
-def handshake(sock: socket.socket, codec: MsgpackCodec, shake: ClientHandshake,
+def handshake(sock: _socket.socket, codec: MsgpackCodec, shake: ClientHandshake,
               timeout: float) -> fr.Welcome:
     """Run the client's side of the handshake on a connected socket, each read and write
     bounded by ``timeout`` seconds, and return the hub's welcome.
@@ -172,17 +179,20 @@ def handshake(sock: socket.socket, codec: MsgpackCodec, shake: ClientHandshake,
     return shake.welcome
 
 
-def start_session(sock: socket.socket, codec: MsgpackCodec, shake: ClientHandshake,
+def start_session(sock: _socket.socket, codec: MsgpackCodec, shake: ClientHandshake,
                   timeout: float, *, tls_context: Any = None,
-                  server_name: str | None = None) -> tuple[socket.socket, fr.Welcome]:
+                  server_name: str | None = None) -> tuple[_socket.socket, fr.Welcome]:
     """TLS first when ``tls_context`` is given (TCP: the hub's certificate must name
     ``server_name``), then :func:`handshake`; return the socket to use from then on (the TLS
     one) and the welcome. A TLS socket made here is closed again if the handshake fails; the
     plain ``sock`` is the caller's to close."""
     if tls_context is None:
         return sock, handshake(sock, codec, shake, timeout)
+    import socket
+
     from sockcli.tls import client_wrap
 
+    assert isinstance(sock, socket.socket)  # TLS is for TCP: open_tcp_socket's socket
     host = server_name or str(sock.getpeername()[0])
     tls_sock = client_wrap(tls_context, sock, host, timeout)
     try:

@@ -10,7 +10,7 @@ a socket at ``{event}.sock`` is connected to: a socket-activated hub that has no
 
 from __future__ import annotations
 
-import socket
+import _socket
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,7 @@ class LocalHubClient(HubClient):
             return str(self._activation_path)
         return f"the record of {self.event_name!r} in {self.config.socket_dir}"
 
-    def _open_socket(self, timeout: float) -> socket.socket:
+    def _open_socket(self, timeout: float) -> _socket.socket:
         socket_dir = self.config.socket_dir
         record = find_hub(socket_dir, self.event_name)
         if record is None:

@@ -36,7 +36,7 @@ from sockcli.exceptions import (
     SocketError,
     TimeoutError,
 )
-from sockcli.rules import EVENT_NAME_PATTERN
+from sockcli.rules import is_event_name
 from sockcli.types import SocketMessage
 
 __all__ = ["RESCAN_SECONDS", "MergedReceiver"]
@@ -215,7 +215,7 @@ class MergedReceiver:
             names = []
         self._watch.pending = frozenset(
             n for n in names if n.endswith(".hub") and n[:-4] not in live
-            and EVENT_NAME_PATTERN.fullmatch(n[:-4]) and self.selection.matches(n[:-4]))
+            and is_event_name(n[:-4]) and self.selection.matches(n[:-4]))
         now = time.monotonic()
         with self._lock:
             self._retry_at = {e: at for e, at in self._retry_at.items() if at > now}

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import select
-import socket
 import time
 
 from sockcli.client.connect import (
@@ -35,6 +34,7 @@ from sockcli.timestamps import format_timestamp, now_ms
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import _socket
     from typing import Any
 
     from sockcli.kinds import MessageType
@@ -47,7 +47,7 @@ _MAX_RETRY_DELAY = 0.25
 class Sender:
     """A connected pure sender. Not thread-safe: one per process or thread."""
 
-    def __init__(self, sock: socket.socket, codec: Codec, event_name: str, *,
+    def __init__(self, sock: _socket.socket, codec: Codec, event_name: str, *,
                  timezone: str = "local") -> None:
         self._sock = sock
         self._codec = codec
@@ -88,7 +88,7 @@ class Sender:
         """
         tls_context: list[Any] = []  # made once, on the first TCP attempt
 
-        def attempt() -> tuple[socket.socket, Codec, fr.Welcome]:
+        def attempt() -> tuple[_socket.socket, Codec, fr.Welcome]:
             sock, host, secret = cls._open_socket(event_name, socket_dir, connect, timeout)
             try:
                 if host is not None and tls_ca is not None and not tls_context:
@@ -125,7 +125,7 @@ class Sender:
     @staticmethod
     def _open_socket(event_name: str | None, socket_dir: str,
                      connect: tuple[str, int] | None, timeout: float,
-                     ) -> tuple[socket.socket, str | None, bytes | None]:
+                     ) -> tuple[_socket.socket, str | None, bytes | None]:
         """The connected socket, the host for a TCP hub (None for a Unix one), and the
         per-hub secret of a local TCP hub that made one (:mod:`sockcli.hubsecret`)."""
         if connect is not None:

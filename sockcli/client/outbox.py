@@ -7,16 +7,17 @@ stats, a pong, disconnect). A message that comes after a quiet spell (:data:`IDL
 since the last write) is written at once by the caller: handing it to the flusher costs a
 thread switch, which a loaded machine can stretch to the interpreter's 5 ms switch interval
 (p99 latency at 1,000 msg/s was 0.6 to 8.7 ms that way), while a dense stream, whose
-messages come microseconds apart, keeps its batches. To a hub that takes batch frames, the messages of one run (one
-event, type and instant) are gathered into one (:mod:`sockcli.protocol.batches`), in order
-with the frames around them. Frames queued for a connection that has died are dropped: their
-sequence numbers are reported lost by the acknowledgement ledger, never silently resent.
+messages come microseconds apart, keeps its batches. To a hub that takes batch frames, the
+messages of one run (one event, type and instant) are gathered into one
+(:mod:`sockcli.protocol.batches`), in order with the frames around them. Frames queued for a
+connection that has died are dropped: their sequence numbers are reported lost by the
+acknowledgement ledger, never silently resent.
 """
 
 from __future__ import annotations
 
+import _socket
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -37,7 +38,7 @@ class Outbox:
     """Frames for the hub, written in batches; every method but :meth:`close` wants
     :attr:`lock` held by the caller (it is the client's write lock)."""
 
-    def __init__(self, event_name: str, *, connected: Callable[[], socket.socket | None],
+    def __init__(self, event_name: str, *, connected: Callable[[], _socket.socket | None],
                  on_lost: Callable[[], None]) -> None:
         #: Serialises every write to the hub's socket.
         self.lock = threading.Lock()
@@ -46,7 +47,7 @@ class Outbox:
         self._on_lost = on_lost  # called (without the lock) when a write fails
         self._frames: list[bytes] = []
         self._size = 0
-        self._for: socket.socket | None = None  # the connection the frames were queued for
+        self._for: _socket.socket | None = None  # the connection the frames were queued for
         self._ready = threading.Event()
         self._flusher: threading.Thread | None = None
         self._closed = False
@@ -55,7 +56,7 @@ class Outbox:
         #: (:meth:`batcher_for`); None: every message is a frame of its own.
         self.batcher: BatchBuilder | None = None
 
-    def batcher_for(self, sock: socket.socket, limit: int | None) -> BatchBuilder | None:
+    def batcher_for(self, sock: _socket.socket, limit: int | None) -> BatchBuilder | None:
         """The batcher of ``sock``'s runs, frames of at most ``limit`` bytes (None: its hub
         takes no batches); what waited for an earlier connection is dropped first."""
         self._take(sock)
@@ -67,7 +68,7 @@ class Outbox:
             self.batcher = BatchBuilder(limit)
         return self.batcher
 
-    def add(self, sock: socket.socket, data: bytes, *, now: bool) -> None:
+    def add(self, sock: _socket.socket, data: bytes, *, now: bool) -> None:
         """Queue one frame for ``sock``; write the batch at once if ``now`` or large."""
         self._take(sock)
         first = not self.waiting
@@ -79,7 +80,7 @@ class Outbox:
         elif first:
             self._wake_flusher()
 
-    def add_message(self, sock: socket.socket, limit: int | None, message: Any,
+    def add_message(self, sock: _socket.socket, limit: int | None, message: Any,
                     commit: Callable[[], int]) -> bool:
         """Queue ``message`` (a SocketMessage sent with ``wait=False``) as an item of a batch
         frame, if ``sock``'s hub takes batches (``limit``: :func:`batch_limit`) and it fits
@@ -97,7 +98,7 @@ class Outbox:
         self.add_item(sock, key, commit(), packed)
         return True
 
-    def add_item(self, sock: socket.socket, key: Key, seq: int, packed: bytes) -> None:
+    def add_item(self, sock: _socket.socket, key: Key, seq: int, packed: bytes) -> None:
         """Queue one message for ``sock`` as an item of a batch frame (``packed``: its data,
         from the batcher, which found it fits)."""
         assert self.batcher is not None
@@ -112,7 +113,7 @@ class Outbox:
         elif first:
             self._wake_flusher()
 
-    def _take(self, sock: socket.socket) -> None:
+    def _take(self, sock: _socket.socket) -> None:
         if self._for is not sock:  # frames left for a dead connection are lost
             self.clear()
             self._for = sock
@@ -127,7 +128,7 @@ class Outbox:
                 self._frames.append(done)
                 self._size += len(done)
 
-    def write_out(self, sock: socket.socket, extra: bytes = b"") -> None:
+    def write_out(self, sock: _socket.socket, extra: bytes = b"") -> None:
         """Write the waiting frames, then ``extra``, in one call. Raises ConnectionError."""
         self._end_run()
         frames = self._frames if self._for is sock else []  # else queued for a dead one

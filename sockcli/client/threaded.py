@@ -8,11 +8,11 @@ the hub goes away. Senders write under a lock from any thread.
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import logging
 import math
 import os
-import socket
 import threading
 import time
 from abc import abstractmethod
@@ -89,7 +89,7 @@ class HubClient(SocketClient):
         self.client_id: str | None = None
         self.welcome: fr.Welcome | None = None
         self._codec = Codec(max_frame_size=self.config.buffer_size)
-        self._sock: socket.socket | None = None
+        self._sock: _socket.socket | None = None
         self._settle = Settlement(self._event_name)
         self._cond = self._settle.cond
         self._outbox = Outbox(self._event_name, connected=self._live_socket,
@@ -121,7 +121,7 @@ class HubClient(SocketClient):
     uses_tcp: ClassVar[bool] = True
 
     @abstractmethod
-    def _open_socket(self, timeout: float) -> socket.socket:
+    def _open_socket(self, timeout: float) -> _socket.socket:
         """Open a connected socket to the hub, or raise HubAbsentError (retry) or
         ConnectionError (give up). A transport that finds a local TCP hub by its record sets
         :attr:`_hub_secret` to that hub's secret (or None) each time."""
@@ -167,7 +167,7 @@ class HubClient(SocketClient):
         self._connected = False
         if sock is not None:
             with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+                sock.shutdown(_socket.SHUT_RDWR)
         reader = self._reader
         if reader is not None and reader is not threading.current_thread():
             reader.join(5.0)
@@ -206,7 +206,7 @@ class HubClient(SocketClient):
         if wait:
             self._settle.wait(seq, deadline)
 
-    def _live_socket(self) -> socket.socket | None:
+    def _live_socket(self) -> _socket.socket | None:
         return self._sock if self._connected else None
 
     def check(self) -> None:
@@ -277,10 +277,10 @@ class HubClient(SocketClient):
 
     # -- connecting ---------------------------------------------------------------------
 
-    def _establish(self, deadline: float) -> socket.socket:
+    def _establish(self, deadline: float) -> _socket.socket:
         """Open and handshake, retrying while the hub is absent, until ``deadline``."""
 
-        def attempt() -> socket.socket:
+        def attempt() -> _socket.socket:
             remaining = deadline - time.monotonic()
             sock = self._open_socket(max(remaining, 0.001) if math.isfinite(remaining)
                                      else self.config.default_timeout)
@@ -295,8 +295,8 @@ class HubClient(SocketClient):
         return retry_while_absent(attempt, deadline, max_delay=self.config.reconnect_max_delay,
                                   pause=self._closed.wait)
 
-    def _handshake(self, sock: socket.socket, deadline: float) -> socket.socket:
-        tcp = sock.family != socket.AF_UNIX
+    def _handshake(self, sock: _socket.socket, deadline: float) -> _socket.socket:
+        tcp = sock.family != _socket.AF_UNIX
         token = (self._hub_secret or self._token) if tcp else None
         shake = ClientHandshake(subscribe=self.subscribe, types=self.types, name=self.name,
                                 token=token, hub_name=self._event_name, slow=self.slow,
@@ -317,7 +317,7 @@ class HubClient(SocketClient):
         self._codec = codec  # keeps any bytes that followed the welcome
         return sock
 
-    def _wait_connected(self, deadline: float) -> socket.socket:
+    def _wait_connected(self, deadline: float) -> _socket.socket:
         while True:
             sock = self._sock
             if self._connected and sock is not None:
@@ -379,7 +379,7 @@ class HubClient(SocketClient):
         log.info("reconnected to hub %s", self._event_name)
         return True
 
-    def _pump(self, sock: socket.socket) -> None:
+    def _pump(self, sock: _socket.socket) -> None:
         """Read frames until the connection ends."""
         codec = self._codec
         while not self._closed.is_set():

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import _socket
 import os
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -31,5 +31,5 @@ class UnixSocketClient(HubClient):
     def address(self) -> str:
         return str(self.socket_path)
 
-    def _open_socket(self, timeout: float) -> socket.socket:
+    def _open_socket(self, timeout: float) -> _socket.socket:
         return open_unix_socket(self.socket_path, timeout, self.event_name)

@@ -19,10 +19,10 @@ a cached ``sockcli send`` takes 22 ms in all.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 
 from sockcli.exceptions import ValidationError
+from sockcli.jsontext import dumps, loads
 
 TYPE_CHECKING = False  # read on every `sockcli send`: no typing, pathlib or hashlib
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ def cache_key(files: list[str], overrides: dict[str, Any],
         "overrides": sorted((k, repr(v)) for k, v in overrides.items()),
         "registry": [list(pair) for pair in registry],
     }
-    return json.dumps(material, sort_keys=True)
+    return dumps(material, sort_keys=True)
 
 
 def load_cached(key: str) -> CachedSettings | None:
@@ -102,7 +102,7 @@ def load_cached(key: str) -> CachedSettings | None:
         if st.st_uid != os.getuid() or st.st_mode & 0o077:
             return None  # someone else's or loosely protected: do not trust it
         with open(fd, encoding="utf-8", closefd=False) as fh:
-            entry = json.load(fh)
+            entry = loads(fh.read())
     except (OSError, ValueError):
         return None
     finally:
@@ -124,7 +124,7 @@ def store_cached(key: str, data: dict[str, Any]) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600)
         with open(fd, "w", encoding="utf-8") as fh:
-            json.dump({"key": key, "settings": data}, fh)
+            fh.write(dumps({"key": key, "settings": data}))
         os.replace(tmp, path)
 
 

@@ -106,10 +106,10 @@ class SocketConfig(BaseModel):
     @field_validator("message_types")
     @classmethod
     def _type_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        from sockcli.rules import EVENT_NAME_PATTERN
+        from sockcli.rules import is_event_name
 
         for name in value:
-            if EVENT_NAME_PATTERN.fullmatch(name) is None:
+            if not is_event_name(name):
                 raise ValueError(f"{name!r} is not a message type name: each must match "
                                  "^[A-Za-z0-9_-]{1,64}$")
         return tuple(dict.fromkeys(name.lower() for name in value))

@@ -31,7 +31,7 @@ from sockcli.kinds import MESSAGE_TYPE_BY_VALUE, MessageType
 from sockcli.lines import LineError, LineReader
 from sockcli.protocol import frames as fr
 from sockcli.protocol.codec import Codec
-from sockcli.rules import EVENT_NAME_PATTERN
+from sockcli.rules import is_event_name
 from sockcli.strictjson import finite
 
 __all__ = ["FIRST_LINE_WAIT", "LinesConnection", "Subscription", "error_frame_line",
@@ -122,7 +122,7 @@ def parse_first_line(text: str) -> Subscription | None:
                                 f" not {value!r}")
             sub.slow = value
         elif key == "name":
-            if not EVENT_NAME_PATTERN.fullmatch(value):
+            if not is_event_name(value):
                 raise LineError(f"#subscribe: invalid name {value!r}: 1 to 64 letters, "
                                 "digits, '_' and '-'")
             sub.name = value

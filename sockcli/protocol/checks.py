@@ -11,7 +11,7 @@ from __future__ import annotations
 from sockcli.exceptions import MessageError, ValidationError
 from sockcli.kinds import MESSAGE_TYPE_BY_VALUE, MessageType
 from sockcli.protocol.errors import ErrorCode, RefusedMessageError, UnknownMessageTypeError
-from sockcli.rules import EVENT_NAME_PATTERN, KNOWN_INSTANTS, check_data, is_instant
+from sockcli.rules import KNOWN_INSTANTS, check_data, is_event_name, is_instant
 
 TYPE_CHECKING = False  # on the send path: no typing, no collections.abc
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def relay_fields(m: Mapping[str, Any]) -> tuple[str, MessageType, int | None, st
             (to is None or type(to) is str) and m.get("retain") is None):
         return None
     message_type = MESSAGE_TYPE_BY_VALUE.get(kind)
-    if message_type is None or not EVENT_NAME_PATTERN.fullmatch(event) or \
+    if message_type is None or not is_event_name(event) or \
             (iso not in KNOWN_INSTANTS and not is_instant(iso)):
         return None
     check_data(data)
@@ -115,7 +115,7 @@ def batch_fields(m: Mapping[str, Any]) -> tuple[str, MessageType, int | None, li
             m.get("to") is None and m.get("retain") is None):
         return None
     message_type = MESSAGE_TYPE_BY_VALUE.get(kind)
-    if message_type is None or not EVENT_NAME_PATTERN.fullmatch(event) or \
+    if message_type is None or not is_event_name(event) or \
             (iso not in KNOWN_INSTANTS and not is_instant(iso)):
         return None
     for data in items:
@@ -174,7 +174,7 @@ def _message_type(m: Mapping[str, Any], learn_types: bool) -> MessageType:
     known = MESSAGE_TYPE_BY_VALUE.get(name.lower())
     if known is not None:
         return known
-    if EVENT_NAME_PATTERN.fullmatch(name) is None:  # not a type name at all: malformed
+    if not is_event_name(name):  # not a type name at all: malformed
         return MessageType.parse(name)  # raises, naming the choices
     if learn_types:
         from sockcli.kinds import register_message_type
